@@ -1,0 +1,123 @@
+#include "app/config.h"
+
+#include <boost/json.hpp>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace caas::app {
+namespace json = boost::json;
+
+namespace {
+
+Result<int> ParseThreads(const std::string& s, const std::string& where) {
+  if (s.empty() || s.size() > 3 || s.find_first_not_of("0123456789") != std::string::npos) {
+    return Error::Invalid(where, "must be an integer from 1 to 64");
+  }
+  const int v = std::stoi(s);
+  if (v < 1 || v > 64) return Error::Invalid(where, "must be an integer from 1 to 64");
+  return v;
+}
+
+Status CheckLevel(const std::string& s, const std::string& where) {
+  if (s == "debug" || s == "info" || s == "warn" || s == "error") return Status::Ok();
+  return Error::Invalid(where, "must be one of debug, info, warn, error");
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ProcessEnvironment() {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    std::string_view kv(*e);
+    const size_t eq = kv.find('=');
+    if (eq != std::string_view::npos) env.emplace(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  return env;
+}
+
+Result<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return Error::Invalid("listen", "must be HOST:PORT like 127.0.0.1:8080");
+  }
+  std::string host(listen.substr(0, colon));
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string_view port = listen.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+      std::stoi(std::string(port)) > 65535) {
+    return Error::Invalid("listen", "the port must be a number from 0 to 65535");
+  }
+  return std::make_pair(host, static_cast<uint16_t>(std::stoi(std::string(port))));
+}
+
+Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags,
+                          const std::map<std::string, std::string>& env) {
+  Config c;
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) return Error::Invalid("--config", "cannot read " + config_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json::error_code ec;
+    json::value v = json::parse(ss.str(), ec);
+    if (ec || !v.is_object()) {
+      return Error::Invalid(config_file, "must be a JSON object (" + ec.message() + ")");
+    }
+    for (const auto& kv : v.as_object()) {
+      const std::string key(kv.key());
+      const std::string where = config_file + ": " + key;
+      if (key == "listen" && kv.value().is_string()) {
+        c.listen = std::string(kv.value().as_string());
+      } else if (key == "data_dir" && kv.value().is_string()) {
+        c.data_dir = std::string(kv.value().as_string());
+      } else if (key == "threads" && kv.value().is_int64()) {
+        auto t = ParseThreads(std::to_string(kv.value().as_int64()), where);
+        if (!t) return t.error();
+        c.threads = *t;
+      } else if (key == "log_level" && kv.value().is_string()) {
+        c.log_level = std::string(kv.value().as_string());
+        if (Status s = CheckLevel(c.log_level, where); !s) return s.error();
+      } else if (key == "max_body_bytes" && kv.value().is_int64() && kv.value().as_int64() >= 1024 &&
+                 kv.value().as_int64() <= (64 << 20)) {
+        c.max_body_bytes = static_cast<size_t>(kv.value().as_int64());
+      } else {
+        return Error::Invalid(where, "is not a known setting or has the wrong type "
+                                     "(listen, data_dir, log_level: strings; threads, "
+                                     "max_body_bytes: integers)");
+      }
+    }
+  }
+  auto from_env = [&env](const char* name) -> const std::string* {
+    auto it = env.find(name);
+    return it == env.end() || it->second.empty() ? nullptr : &it->second;
+  };
+  if (auto* v = from_env("CAAS_BILLING_LISTEN")) c.listen = *v;
+  if (auto* v = from_env("CAAS_BILLING_DATA_DIR")) c.data_dir = *v;
+  if (auto* v = from_env("CAAS_BILLING_THREADS")) {
+    auto t = ParseThreads(*v, "CAAS_BILLING_THREADS");
+    if (!t) return t.error();
+    c.threads = *t;
+  }
+  if (auto* v = from_env("CAAS_BILLING_LOG_LEVEL")) {
+    if (Status s = CheckLevel(*v, "CAAS_BILLING_LOG_LEVEL"); !s) return s.error();
+    c.log_level = *v;
+  }
+  if (auto* v = from_env("CAAS_BILLING_ADMIN_KEY")) c.admin_key = *v;
+  if (flags.listen) c.listen = *flags.listen;
+  if (flags.data_dir) c.data_dir = *flags.data_dir;
+  if (flags.threads) {
+    auto t = ParseThreads(std::to_string(*flags.threads), "--threads");
+    if (!t) return t.error();
+    c.threads = *t;
+  }
+  if (flags.log_level) {
+    if (Status s = CheckLevel(*flags.log_level, "--log-level"); !s) return s.error();
+    c.log_level = *flags.log_level;
+  }
+  if (auto l = ParseListen(c.listen); !l) return l.error();
+  return c;
+}
+
+}  // namespace caas::app

@@ -1,0 +1,194 @@
+// caas-billing: the service and its operator CLI.
+#include <CLI/CLI.hpp>
+#include <boost/json.hpp>
+#include <iostream>
+
+#include "app/app.h"
+#include "app/config.h"
+#include "core/log.h"
+#include "http/api.h"
+#include "http/server.h"
+
+#ifndef CAAS_BILLING_VERSION
+#define CAAS_BILLING_VERSION "0.0.0-dev"
+#endif
+
+namespace caas::app {
+namespace {
+
+namespace json = boost::json;
+
+LogLevel LevelFromName(const std::string& s) {
+  if (s == "debug") return LogLevel::kDebug;
+  if (s == "warn") return LogLevel::kWarn;
+  if (s == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+int Fail(const std::string& what) {
+  std::cerr << "caas-billing: " << what << "\n";
+  return 2;
+}
+
+int Serve(const Config& config) {
+  SetMinLogLevel(LevelFromName(config.log_level));
+  App app(config, /*migrate=*/true);
+  auto admin = app.keys().EnsureAdminKey(config.admin_key);
+  if (!admin) return Fail(admin.error().field + " " + admin.error().message);
+  if (admin->has_value()) {
+    // Printed to the terminal once, never logged: only its hash is stored.
+    std::cout << "\ncaas-billing: created the first admin API key. It is shown only now; "
+                 "store it safely:\n\n  "
+              << **admin << "\n\n"
+              << std::flush;
+  }
+  auto listen = ParseListen(config.listen);
+  http::Services services{app.store(), app.clock(), app.ids(), app.tenants(), app.keys()};
+  http::Api api(services);
+  http::ServerOptions opts;
+  opts.host = listen->first;
+  opts.port = listen->second;
+  opts.threads = config.threads;
+  opts.max_body_bytes = config.max_body_bytes;
+  opts.stop_on_signals = true;
+  http::HttpServer server(
+      opts, [&api](http::Request& r) { return api.Handle(r); }, &http::Api::RenderTransportError);
+  server.Listen();
+  Log(LogLevel::kInfo, "serving",
+      {{"listen", config.listen},
+       {"port", static_cast<int64_t>(server.port())},
+       {"data_dir", config.data_dir},
+       {"store", "sqlite"},
+       {"threads", static_cast<int64_t>(config.threads)},
+       {"version", CAAS_BILLING_VERSION}});
+  server.Run();
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}
+
+void PrintJson(const json::value& v) { std::cout << json::serialize(v) << "\n"; }
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  CLI::App cli{"caas-billing: billing, pricing and subscriptions for a chat platform"};
+  cli.require_subcommand(1);
+  cli.fallthrough();
+  std::string config_file;
+  Overrides flags;
+  cli.add_option("--config", config_file, "JSON config file (keys: listen, data_dir, threads, "
+                                          "log_level, max_body_bytes)");
+  cli.add_option("--data-dir", flags.data_dir, "data directory [env CAAS_BILLING_DATA_DIR] (./data)");
+
+  auto* serve = cli.add_subcommand("serve", "run the HTTP API");
+  serve->add_option("--listen", flags.listen, "HOST:PORT [env CAAS_BILLING_LISTEN] (127.0.0.1:8080)");
+  serve->add_option("--threads", flags.threads, "I/O threads [env CAAS_BILLING_THREADS] (2)");
+  serve->add_option("--log-level", flags.log_level, "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
+
+  auto* migrate = cli.add_subcommand("migrate", "apply database migrations");
+  auto* version = cli.add_subcommand("version", "print the version");
+  auto* routes = cli.add_subcommand("routes", "list the HTTP routes (METHOD PATTERN)");
+
+  auto* tenants_cmd = cli.add_subcommand("tenants", "manage tenants");
+  tenants_cmd->require_subcommand(1);
+  std::string t_name, t_email, t_currency, t_id;
+  auto* t_create = tenants_cmd->add_subcommand("create", "create a tenant");
+  t_create->add_option("--name", t_name, "company name")->required();
+  t_create->add_option("--email", t_email, "billing e-mail")->required();
+  t_create->add_option("--currency", t_currency, "ISO 4217 code (USD)");
+  auto* t_list = tenants_cmd->add_subcommand("list", "list tenants");
+  auto* t_show = tenants_cmd->add_subcommand("show", "show one tenant");
+  t_show->add_option("id", t_id, "tenant id")->required();
+
+  auto* keys_cmd = cli.add_subcommand("keys", "manage API keys");
+  keys_cmd->require_subcommand(1);
+  bool k_admin = false;
+  std::string k_tenant, k_name, k_id;
+  auto* k_create = keys_cmd->add_subcommand("create", "create an API key (the secret is shown once)");
+  auto* admin_flag = k_create->add_flag("--admin", k_admin, "an admin (operator) key");
+  k_create->add_option("--tenant", k_tenant, "a key scoped to this tenant")->excludes(admin_flag);
+  k_create->add_option("--name", k_name, "a label");
+  auto* k_revoke = keys_cmd->add_subcommand("revoke", "revoke an API key");
+  k_revoke->add_option("id", k_id, "key id (key_…)")->required();
+
+  CLI11_PARSE(cli, argc, argv);
+
+  if (*version) {
+    std::cout << "caas-billing " << CAAS_BILLING_VERSION << "\n";
+    return 0;
+  }
+  auto config = LoadConfig(config_file, flags, ProcessEnvironment());
+  if (!config) return Fail(config.error().field + " " + config.error().message);
+
+  try {
+    if (*serve) return Serve(*config);
+    if (*routes) {
+      App app(*config, false);
+      http::Services services{app.store(), app.clock(), app.ids(), app.tenants(), app.keys()};
+      http::Api api(services);
+      for (const auto& r : api.Routes()) std::cout << r.method << " " << r.pattern << "\n";
+      return 0;
+    }
+    if (*migrate) {
+      App app(*config, /*migrate=*/true);
+      std::cout << "schema version " << app.store().SchemaVersion() << " (latest)\n";
+      return 0;
+    }
+    App app(*config, /*migrate=*/true);
+    if (*t_create) {
+      tenants::TenantFields f;
+      f.name = t_name;
+      f.billing_email = t_email;
+      if (!t_currency.empty()) f.currency = t_currency;
+      std::vector<Error> errors;
+      auto t = app.tenants().Create(f, "", &errors);
+      if (!t) {
+        for (const auto& e : errors) std::cerr << "caas-billing: " << e.field << " " << e.message << "\n";
+        return 2;
+      }
+      PrintJson(tenants::TenantToJson(*t));
+      return 0;
+    }
+    if (*t_list) {
+      std::string after;
+      while (true) {
+        auto page = app.tenants().List(after, 100);
+        for (const auto& t : page.items) {
+          std::cout << t.id << "  " << t.name << "  " << t.billing_email << "  " << t.currency << "\n";
+        }
+        if (!page.has_more || page.items.empty()) break;
+        after = page.items.back().id;
+      }
+      return 0;
+    }
+    if (*t_show) {
+      auto t = app.tenants().Get(t_id);
+      if (!t) return Fail("no tenant " + t_id);
+      PrintJson(tenants::TenantToJson(*t));
+      return 0;
+    }
+    if (*k_create) {
+      if (!k_admin && k_tenant.empty()) return Fail("keys create needs --admin or --tenant ID");
+      if (!k_admin && !app.tenants().Get(k_tenant)) return Fail("no tenant " + k_tenant);
+      auto k = app.keys().Create(k_admin ? tenants::KeyKind::kAdmin : tenants::KeyKind::kTenant,
+                                 k_tenant, k_name);
+      if (!k) return Fail(k.error().message);
+      std::cerr << "key " << k->key.id << " created; the secret is shown only now:\n";
+      std::cout << k->secret << "\n";
+      return 0;
+    }
+    if (*k_revoke) {
+      auto k = app.keys().Revoke(k_id);
+      if (!k) return Fail("no key " + k_id);
+      std::cout << "revoked " << k->id << "\n";
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    return Fail(e.what());
+  }
+  return 0;
+}
+
+}  // namespace caas::app
+
+int main(int argc, char** argv) { return caas::app::Main(argc, argv); }

@@ -1,0 +1,19 @@
+// Small text checks shared by validators.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace caas {
+
+// Number of Unicode code points in valid UTF-8 text.
+size_t CodePointCount(std::string_view utf8);
+
+// True when the text has a C0/C1 control character or DEL.
+bool HasControlCharacters(std::string_view utf8);
+
+// A plausible e-mail address: local@domain.tld, at most 254 bytes, a dot-atom
+// local part of at most 64 bytes, a domain of LDH labels with a letter TLD.
+bool IsPlausibleEmail(std::string_view email);
+
+}  // namespace caas

@@ -1,0 +1,104 @@
+// The storage port for control-plane aggregates (tenants, keys, idempotency
+// records; later subscriptions and invoices).
+//
+// Shaped so that MongoDB can implement it without multi-document
+// transactions: one aggregate is one document; every write touches exactly
+// one document and is atomic; conditional writes compare a version number;
+// uniqueness is enforced by unique keys (MongoDB: unique indexes). Nothing
+// SQL leaks through: the body is opaque JSON text owned by the domain module.
+//
+// Thread safety: every implementation is safe to call from many threads.
+// Failures of the infrastructure itself (disk full, database gone) throw
+// StorageError; expected outcomes (not found, taken, stale version) are values.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace caas::storage {
+
+class StorageError : public std::runtime_error {
+ public:
+  StorageError(const std::string& what, bool retryable)
+      : std::runtime_error(what), retryable_(retryable) {}
+  // True when the same call may succeed later (busy, timeout, connection lost).
+  bool retryable() const { return retryable_; }
+
+ private:
+  bool retryable_;
+};
+
+struct KeySpec {
+  std::string name;  // e.g. "key_hash"
+  bool unique;
+};
+
+// Collections are declared up front: the adapter creates their indexes.
+struct CollectionSpec {
+  std::string name;
+  std::vector<KeySpec> keys;
+};
+
+struct Document {
+  std::string id;
+  int64_t version = 0;  // 1 after Insert, +1 on every Replace
+  std::string body;     // JSON text
+  // Values of the collection's declared keys for this document; a key that is
+  // absent here is not indexed for it. Write-side only: reads leave it empty.
+  std::map<std::string, std::string> keys;
+};
+
+struct ListQuery {
+  // Only documents whose key `where_key` equals `where_value` (if set).
+  std::optional<std::string> where_key;
+  std::string where_value;
+  std::string starting_after;  // exclusive id cursor; empty = from the start
+  int limit = 10;              // 1..1000
+};
+
+struct Page {
+  std::vector<Document> items;  // ascending by id
+  bool has_more = false;
+};
+
+class DocumentStore {
+ public:
+  virtual ~DocumentStore() = default;
+
+  // Stores a new document with version 1. kAlreadyExists when the id or a
+  // unique key value is taken (Error::field names which: "id" or the key);
+  // nothing is written then.
+  virtual Status Insert(std::string_view collection, const Document& doc) = 0;
+
+  // kNotFound when absent.
+  virtual Result<Document> Get(std::string_view collection, std::string_view id) = 0;
+
+  // The document whose unique key `key` equals `value`; kNotFound when none.
+  virtual Result<Document> FindUnique(std::string_view collection, std::string_view key,
+                                      std::string_view value) = 0;
+
+  // Replaces body and keys if the stored version equals `expected_version`
+  // and returns the new version (expected_version + 1). kNotFound when absent,
+  // kConflict when the version moved on, kAlreadyExists when a new unique key
+  // value is taken by another document. Nothing is written on failure.
+  virtual Result<int64_t> Replace(std::string_view collection, const Document& doc,
+                                  int64_t expected_version) = 0;
+
+  // Removes the document if its version equals `expected_version`.
+  virtual Status Delete(std::string_view collection, std::string_view id,
+                        int64_t expected_version) = 0;
+
+  virtual Page List(std::string_view collection, const ListQuery& query) = 0;
+
+  // Throws StorageError when the store cannot serve requests.
+  virtual void Ping() = 0;
+};
+
+}  // namespace caas::storage

@@ -1,0 +1,372 @@
+#include "storage/sqlite/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace caas::storage {
+namespace {
+
+struct Migration {
+  int version;
+  const char* name;
+  const char* sql;
+};
+
+// Append only. Never edit a migration that has shipped.
+constexpr Migration kMigrations[] = {
+    {1, "documents and keys",
+     "CREATE TABLE documents ("
+     "  collection TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,"
+     "  body TEXT NOT NULL, PRIMARY KEY (collection, id)) WITHOUT ROWID;"
+     "CREATE TABLE document_keys ("
+     "  collection TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,"
+     "  is_unique INTEGER NOT NULL, PRIMARY KEY (collection, name, value, id)) WITHOUT ROWID;"
+     "CREATE UNIQUE INDEX document_keys_unique ON document_keys (collection, name, value)"
+     "  WHERE is_unique = 1;"
+     "CREATE INDEX document_keys_by_id ON document_keys (collection, id);"},
+};
+
+}  // namespace
+
+// One connection and its prepared statements.
+class SqliteStore::Conn {
+ public:
+  explicit Conn(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw StorageError("cannot open " + path + ": " + msg, false);
+    }
+    sqlite3_busy_timeout(db_, 10000);
+    Exec("PRAGMA journal_mode=WAL");
+    Exec("PRAGMA synchronous=FULL");
+    Exec("PRAGMA foreign_keys=ON");
+  }
+  ~Conn() {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    sqlite3_close(db_);
+  }
+
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw StorageError("sqlite: " + msg, IsRetryable());
+    }
+  }
+
+  // A prepared statement, reset and with bindings cleared, owned by the cache.
+  sqlite3_stmt* Prepare(const char* sql) {
+    auto it = std::find_if(cache_.begin(), cache_.end(),
+                           [sql](const auto& e) { return e.first == sql; });
+    sqlite3_stmt* stmt;
+    if (it != cache_.end()) {
+      stmt = it->second;
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+    } else {
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+          SQLITE_OK) {
+        throw StorageError(std::string("sqlite prepare: ") + sqlite3_errmsg(db_), false);
+      }
+      cache_.emplace_back(sql, stmt);
+    }
+    return stmt;
+  }
+
+  void Bind(sqlite3_stmt* s, int i, std::string_view v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+  }
+  void Bind(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+
+  // Steps a statement; returns SQLITE_ROW, SQLITE_DONE or SQLITE_CONSTRAINT.
+  int Step(sqlite3_stmt* s) {
+    const int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) return rc;
+    if ((rc & 0xFF) == SQLITE_CONSTRAINT) {
+      sqlite3_reset(s);
+      return SQLITE_CONSTRAINT;
+    }
+    std::string msg = sqlite3_errmsg(db_);
+    sqlite3_reset(s);
+    throw StorageError("sqlite: " + msg, IsRetryable());
+  }
+
+  int Changes() { return sqlite3_changes(db_); }
+  bool IsRetryable() {
+    const int rc = sqlite3_errcode(db_) & 0xFF;
+    return rc == SQLITE_BUSY || rc == SQLITE_LOCKED;
+  }
+
+  static std::string Text(sqlite3_stmt* s, int col) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, col));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, col))) : std::string();
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::vector<std::pair<const char*, sqlite3_stmt*>> cache_;
+};
+
+namespace {
+
+// Rolls back unless committed; keeps a failed write from leaving half a change.
+class Transaction {
+ public:
+  explicit Transaction(SqliteStore::Conn& c) : c_(c) { c_.Exec("BEGIN IMMEDIATE"); }
+  ~Transaction() {
+    if (!done_) {
+      try {
+        c_.Exec("ROLLBACK");
+      } catch (const StorageError&) {
+        // The connection is unusable; the next call reports it.
+      }
+    }
+  }
+  void Commit() {
+    c_.Exec("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  SqliteStore::Conn& c_;
+  bool done_ = false;
+};
+
+}  // namespace
+
+SqliteStore::SqliteStore(const std::string& path, std::vector<CollectionSpec> specs)
+    : specs_(std::move(specs)),
+      writer_(std::make_unique<Conn>(path)),
+      reader_(std::make_unique<Conn>(path)) {
+  std::lock_guard lock(write_mu_);
+  writer_->Exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+      "name TEXT NOT NULL, applied_at TEXT NOT NULL)");
+}
+
+SqliteStore::~SqliteStore() = default;
+
+int SqliteStore::LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
+
+int SqliteStore::SchemaVersion() {
+  std::lock_guard lock(write_mu_);
+  auto* s = writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  writer_->Step(s);
+  return sqlite3_column_int(s, 0);
+}
+
+std::vector<MigrationInfo> SqliteStore::Migrate() {
+  const int current = SchemaVersion();
+  if (current > LatestSchemaVersion()) {
+    throw StorageError("the database has schema version " + std::to_string(current) +
+                           " but this binary knows only up to " +
+                           std::to_string(LatestSchemaVersion()) + ": upgrade caas-billing",
+                       false);
+  }
+  std::vector<MigrationInfo> applied;
+  std::lock_guard lock(write_mu_);
+  for (const auto& m : kMigrations) {
+    if (m.version <= current) continue;
+    Transaction tx(*writer_);
+    writer_->Exec(m.sql);
+    auto* s = writer_->Prepare(
+        "INSERT INTO schema_migrations (version, name, applied_at) "
+        "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))");
+    writer_->Bind(s, 1, static_cast<int64_t>(m.version));
+    writer_->Bind(s, 2, std::string_view(m.name));
+    writer_->Step(s);
+    tx.Commit();
+    applied.push_back({m.version, m.name});
+  }
+  return applied;
+}
+
+const CollectionSpec& SqliteStore::Spec(std::string_view collection) const {
+  for (const auto& s : specs_) {
+    if (s.name == collection) return s;
+  }
+  throw StorageError("undeclared collection " + std::string(collection), false);
+}
+
+bool SqliteStore::IsUnique(std::string_view collection, const std::string& key) const {
+  for (const auto& k : Spec(collection).keys) {
+    if (k.name == key) return k.unique;
+  }
+  throw StorageError("undeclared key " + key + " in " + std::string(collection), false);
+}
+
+std::optional<std::string> SqliteStore::WriteKeys(Conn& c, std::string_view collection,
+                                                  const Document& doc) {
+  for (const auto& [name, value] : doc.keys) {
+    auto* s = c.Prepare(
+        "INSERT INTO document_keys (collection, name, value, id, is_unique) VALUES (?,?,?,?,?)");
+    c.Bind(s, 1, collection);
+    c.Bind(s, 2, name);
+    c.Bind(s, 3, value);
+    c.Bind(s, 4, doc.id);
+    c.Bind(s, 5, static_cast<int64_t>(IsUnique(collection, name) ? 1 : 0));
+    if (c.Step(s) == SQLITE_CONSTRAINT) return name;
+  }
+  return std::nullopt;
+}
+
+Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
+  Spec(collection);
+  std::lock_guard lock(write_mu_);
+  Transaction tx(*writer_);
+  auto* s = writer_->Prepare(
+      "INSERT INTO documents (collection, id, version, body) VALUES (?, ?, 1, ?)");
+  writer_->Bind(s, 1, collection);
+  writer_->Bind(s, 2, doc.id);
+  writer_->Bind(s, 3, doc.body);
+  if (writer_->Step(s) == SQLITE_CONSTRAINT) {
+    return Error{ErrorCode::kAlreadyExists, "id is taken", "id"};
+  }
+  if (auto key = WriteKeys(*writer_, collection, doc)) {
+    return Error{ErrorCode::kAlreadyExists, *key + " is taken", *key};
+  }
+  tx.Commit();
+  return Status::Ok();
+}
+
+Result<Document> SqliteStore::Get(std::string_view collection, std::string_view id) {
+  Spec(collection);
+  std::lock_guard lock(read_mu_);
+  auto* s = reader_->Prepare("SELECT version, body FROM documents WHERE collection=? AND id=?");
+  reader_->Bind(s, 1, collection);
+  reader_->Bind(s, 2, id);
+  if (reader_->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
+  Document d{std::string(id), sqlite3_column_int64(s, 0), Conn::Text(s, 1), {}};
+  sqlite3_reset(s);
+  return d;
+}
+
+Result<Document> SqliteStore::FindUnique(std::string_view collection, std::string_view key,
+                                         std::string_view value) {
+  if (!IsUnique(collection, std::string(key))) {
+    throw StorageError("FindUnique on a non-unique key " + std::string(key), false);
+  }
+  std::lock_guard lock(read_mu_);
+  auto* s = reader_->Prepare(
+      "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
+      "ON d.collection = k.collection AND d.id = k.id "
+      "WHERE k.collection=? AND k.name=? AND k.value=? AND k.is_unique=1");
+  reader_->Bind(s, 1, collection);
+  reader_->Bind(s, 2, key);
+  reader_->Bind(s, 3, value);
+  if (reader_->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
+  Document d{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}};
+  sqlite3_reset(s);
+  return d;
+}
+
+Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document& doc,
+                                     int64_t expected_version) {
+  Spec(collection);
+  std::lock_guard lock(write_mu_);
+  Transaction tx(*writer_);
+  auto* s = writer_->Prepare(
+      "UPDATE documents SET body=?, version=version+1 "
+      "WHERE collection=? AND id=? AND version=?");
+  writer_->Bind(s, 1, doc.body);
+  writer_->Bind(s, 2, collection);
+  writer_->Bind(s, 3, doc.id);
+  writer_->Bind(s, 4, expected_version);
+  writer_->Step(s);
+  if (writer_->Changes() == 0) {
+    auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
+    writer_->Bind(q, 1, collection);
+    writer_->Bind(q, 2, doc.id);
+    const bool exists = writer_->Step(q) == SQLITE_ROW;
+    sqlite3_reset(q);
+    if (!exists) return Error::NotFound("no such document");
+    return Error::Make(ErrorCode::kConflict, "the document was changed concurrently");
+  }
+  auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
+  writer_->Bind(del, 1, collection);
+  writer_->Bind(del, 2, doc.id);
+  writer_->Step(del);
+  if (auto key = WriteKeys(*writer_, collection, doc)) {
+    return Error{ErrorCode::kAlreadyExists, *key + " is taken", *key};
+  }
+  tx.Commit();
+  return expected_version + 1;
+}
+
+Status SqliteStore::Delete(std::string_view collection, std::string_view id,
+                           int64_t expected_version) {
+  Spec(collection);
+  std::lock_guard lock(write_mu_);
+  Transaction tx(*writer_);
+  auto* s = writer_->Prepare("DELETE FROM documents WHERE collection=? AND id=? AND version=?");
+  writer_->Bind(s, 1, collection);
+  writer_->Bind(s, 2, id);
+  writer_->Bind(s, 3, expected_version);
+  writer_->Step(s);
+  if (writer_->Changes() == 0) {
+    auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
+    writer_->Bind(q, 1, collection);
+    writer_->Bind(q, 2, id);
+    const bool exists = writer_->Step(q) == SQLITE_ROW;
+    sqlite3_reset(q);
+    if (!exists) return Error::NotFound("no such document");
+    return Error::Make(ErrorCode::kConflict, "the document was changed concurrently");
+  }
+  auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
+  writer_->Bind(del, 1, collection);
+  writer_->Bind(del, 2, id);
+  writer_->Step(del);
+  tx.Commit();
+  return Status::Ok();
+}
+
+Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
+  Spec(collection);
+  const int limit = std::clamp(query.limit, 1, 1000);
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* s;
+  if (query.where_key) {
+    s = reader_->Prepare(
+        "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
+        "ON d.collection = k.collection AND d.id = k.id "
+        "WHERE k.collection=? AND k.name=? AND k.value=? AND k.id>? ORDER BY k.id LIMIT ?");
+    reader_->Bind(s, 1, collection);
+    reader_->Bind(s, 2, *query.where_key);
+    reader_->Bind(s, 3, query.where_value);
+    reader_->Bind(s, 4, query.starting_after);
+    reader_->Bind(s, 5, static_cast<int64_t>(limit + 1));
+  } else {
+    s = reader_->Prepare(
+        "SELECT id, version, body FROM documents WHERE collection=? AND id>? "
+        "ORDER BY id LIMIT ?");
+    reader_->Bind(s, 1, collection);
+    reader_->Bind(s, 2, query.starting_after);
+    reader_->Bind(s, 3, static_cast<int64_t>(limit + 1));
+  }
+  Page page;
+  while (reader_->Step(s) == SQLITE_ROW) {
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.has_more = true;
+      break;
+    }
+    page.items.push_back(Document{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}});
+  }
+  sqlite3_reset(s);
+  return page;
+}
+
+void SqliteStore::Ping() {
+  std::lock_guard lock(read_mu_);
+  auto* s = reader_->Prepare("SELECT COUNT(*) FROM schema_migrations");
+  reader_->Step(s);
+  sqlite3_reset(s);
+}
+
+}  // namespace caas::storage

@@ -1,0 +1,70 @@
+// The SQLite adapter of the DocumentStore port: the embedded default.
+//
+// One file (WAL mode, synchronous=FULL: a write that returned is on disk and
+// survives a crash of the process or the machine). One writer connection and
+// one reader connection, each behind its own mutex: writes are serialized,
+// reads never wait for a write's fsync.
+//
+// Schema changes are versioned migrations kept in sqlite_store.cc; Migrate()
+// applies the missing ones in order, each in its own transaction.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "storage/document_store.h"
+
+struct sqlite3;
+
+namespace caas::storage {
+
+struct MigrationInfo {
+  int version;
+  std::string name;
+};
+
+class SqliteStore final : public DocumentStore {
+ public:
+  // Opens (creating if needed) the database at `path`. Throws StorageError
+  // when it cannot be opened. Does not migrate: call Migrate() (the server
+  // does at start) or `caas-billing migrate`.
+  SqliteStore(const std::string& path, std::vector<CollectionSpec> specs);
+  ~SqliteStore() override;
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // Applies missing migrations; returns those it applied. Throws StorageError
+  // if the database was written by a newer binary (unknown version).
+  std::vector<MigrationInfo> Migrate();
+  int SchemaVersion();
+  static int LatestSchemaVersion();
+
+  Status Insert(std::string_view collection, const Document& doc) override;
+  Result<Document> Get(std::string_view collection, std::string_view id) override;
+  Result<Document> FindUnique(std::string_view collection, std::string_view key,
+                              std::string_view value) override;
+  Result<int64_t> Replace(std::string_view collection, const Document& doc,
+                          int64_t expected_version) override;
+  Status Delete(std::string_view collection, std::string_view id,
+                int64_t expected_version) override;
+  Page List(std::string_view collection, const ListQuery& query) override;
+  void Ping() override;
+
+  class Conn;  // one connection with its statement cache (sqlite_store.cc)
+
+ private:
+  bool IsUnique(std::string_view collection, const std::string& key) const;
+  const CollectionSpec& Spec(std::string_view collection) const;
+  // Writes doc's keys; returns the name of a unique key already taken.
+  std::optional<std::string> WriteKeys(Conn& c, std::string_view collection, const Document& doc);
+
+  std::vector<CollectionSpec> specs_;
+  std::mutex write_mu_;
+  std::unique_ptr<Conn> writer_;  // guarded by write_mu_
+  std::mutex read_mu_;
+  std::unique_ptr<Conn> reader_;  // guarded by read_mu_
+};
+
+}  // namespace caas::storage

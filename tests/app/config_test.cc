@@ -1,0 +1,59 @@
+#include "app/config.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace caas::app {
+namespace {
+
+TEST(ConfigTest, DefaultsFileEnvFlagsInThatOrder) {
+  auto d = LoadConfig("", {}, {});
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->listen, "127.0.0.1:8080");
+  EXPECT_EQ(d->data_dir, "./data");
+
+  const auto path = std::filesystem::temp_directory_path() / "caas-config-test.json";
+  std::ofstream(path) << R"({"listen": "127.0.0.1:9001", "data_dir": "/tmp/x", "threads": 3})";
+  auto f = LoadConfig(path.string(), {}, {});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->listen, "127.0.0.1:9001");
+  EXPECT_EQ(f->threads, 3);
+
+  auto e = LoadConfig(path.string(), {}, {{"CAAS_BILLING_LISTEN", "127.0.0.1:9002"}});
+  EXPECT_EQ(e->listen, "127.0.0.1:9002");
+  EXPECT_EQ(e->data_dir, "/tmp/x");
+
+  Overrides flags;
+  flags.listen = "127.0.0.1:9003";
+  auto fl = LoadConfig(path.string(), flags, {{"CAAS_BILLING_LISTEN", "127.0.0.1:9002"}});
+  EXPECT_EQ(fl->listen, "127.0.0.1:9003");
+  std::filesystem::remove(path);
+}
+
+TEST(ConfigTest, BadValuesNameTheirSource) {
+  auto r = LoadConfig("", {}, {{"CAAS_BILLING_THREADS", "zero"}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().field, "CAAS_BILLING_THREADS");
+  EXPECT_FALSE(LoadConfig("", {}, {{"CAAS_BILLING_LISTEN", "nohost"}}).ok());
+  EXPECT_FALSE(LoadConfig("", {}, {{"CAAS_BILLING_LISTEN", "h:70000"}}).ok());
+  EXPECT_FALSE(LoadConfig("/nonexistent/caas.json", {}, {}).ok());
+  const auto path = std::filesystem::temp_directory_path() / "caas-config-bad.json";
+  std::ofstream(path) << R"({"colour": "blue"})";
+  auto b = LoadConfig(path.string(), {}, {});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.error().field.find("colour"), std::string::npos);
+  std::filesystem::remove(path);
+}
+
+TEST(ConfigTest, ParseListen) {
+  auto l = ParseListen("0.0.0.0:8080");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->first, "0.0.0.0");
+  EXPECT_EQ(l->second, 8080);
+  EXPECT_EQ(ParseListen("[::1]:80")->first, "::1");
+}
+
+}  // namespace
+}  // namespace caas::app
