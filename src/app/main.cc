@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "http/api.h"
 #include "http/server.h"
+#include "storage/memory/memory_store.h"
 
 #ifndef CAAS_BILLING_VERSION
 #define CAAS_BILLING_VERSION "0.0.0-dev"
@@ -52,7 +53,10 @@ int Serve(const Config& config) {
   opts.max_body_bytes = config.max_body_bytes;
   opts.stop_on_signals = true;
   http::HttpServer server(
-      opts, [&api](http::Request& r) { return api.Handle(r); }, &http::Api::RenderTransportError);
+      opts, [&api](http::Request& r) { return api.Handle(r); },
+      [&api](int status, const std::string& detail) {
+        return api.RenderTransportError(status, detail);
+      });
   server.Listen();
   Log(LogLevel::kInfo, "serving",
       {{"listen", config.listen},
@@ -123,9 +127,13 @@ int Main(int argc, char** argv) {
   try {
     if (*serve) return Serve(*config);
     if (*routes) {
-      App app(*config, false);
-      http::Services services{app.store(), app.clock(), app.ids(), app.tenants(), app.keys()};
-      http::Api api(services);
+      // Needs no database: the routes are the same whatever the store holds.
+      SystemClock clock;
+      IdGenerator ids(clock);
+      storage::MemoryStore store(AllCollections());
+      tenants::TenantService tenants(store, clock, ids);
+      tenants::ApiKeyService keys(store, clock, ids);
+      http::Api api(http::Services{store, clock, ids, tenants, keys});
       for (const auto& r : api.Routes()) std::cout << r.method << " " << r.pattern << "\n";
       return 0;
     }

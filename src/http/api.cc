@@ -101,7 +101,14 @@ std::vector<Api::RouteInfo> Api::Routes() const {
 }
 
 Response Api::RenderTransportError(int status, const std::string& detail) {
-  return ProblemForStatus(status, detail);
+  const std::string request_id = s_.ids.Next("req");
+  Response res = ProblemForStatus(status, detail);
+  StampProblem(res, request_id);
+  res.headers.emplace_back("X-Request-Id", request_id);
+  metrics_.Observe(unmatched_metric_, status, 0);
+  Log(LogLevel::kInfo, "request rejected",
+      {{"request_id", request_id}, {"status", static_cast<int64_t>(status)}, {"detail", detail}});
+  return res;
 }
 
 Response Api::Handle(Request& req) {

@@ -58,8 +58,9 @@ class Api {
 
   // The server's handler: never throws.
   Response Handle(Request& req);
-  // For answers the transport makes itself (413, 431, malformed HTTP).
-  static Response RenderTransportError(int status, const std::string& detail);
+  // For answers the transport makes itself (413, 431, malformed HTTP): a
+  // problem with a fresh request id, counted under the "unmatched" route.
+  Response RenderTransportError(int status, const std::string& detail);
 
   struct RouteInfo {
     std::string method;

@@ -1,0 +1,135 @@
+"""Fixtures that run the real caas-billing binary on a free loopback port."""
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+BIN = os.environ.get("CAAS_BILLING_BIN", "")
+ADMIN_KEY = "caas_test_admin_" + "k" * 32
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One caas-billing process; restartable on the same data directory."""
+
+    def __init__(self, data_dir, admin_key=ADMIN_KEY, extra_env=None):
+        assert BIN and os.path.exists(BIN), "CAAS_BILLING_BIN must point at the built binary"
+        self.data_dir = str(data_dir)
+        self.admin_key = admin_key
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.port = None
+        self.log_path = os.path.join(os.path.dirname(self.data_dir), "server-%d.log" % id(self))
+        self.out_path = os.path.join(os.path.dirname(self.data_dir), "server-%d.out" % id(self))
+
+    def start(self):
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_BILLING_")}
+        if self.admin_key:
+            env["CAAS_BILLING_ADMIN_KEY"] = self.admin_key
+        env.update(self.extra_env)
+        self.log = open(self.log_path, "ab")
+        self.out = open(self.out_path, "ab")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir],
+            stdout=self.out, stderr=self.log, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited: " + self.logs())
+            try:
+                status, _, _ = self.request("GET", "/healthz", key=None)
+                if status == 200:
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become healthy: " + self.logs())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=timeout)
+        code = self.proc.returncode if self.proc else None
+        self.log.close()
+        self.out.close()
+        return code
+
+    def logs(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def connect(self):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+
+    def request(self, method, path, body=None, key="admin", headers=None, conn=None,
+                content_type="application/json"):
+        """Returns (status, headers dict lower-case, parsed JSON or text)."""
+        h = {}
+        if key == "admin":
+            key = self.admin_key
+        if key is not None:
+            h["Authorization"] = "Bearer " + key
+        if body is not None:
+            if not isinstance(body, (bytes, str)):
+                body = json.dumps(body)
+            if content_type:
+                h["Content-Type"] = content_type
+        h.update(headers or {})
+        own = conn is None
+        c = conn or self.connect()
+        try:
+            c.request(method, path, body=body, headers=h)
+            r = c.getresponse()
+            raw = r.read()
+            hdrs = {k.lower(): v for k, v in r.getheaders()}
+        finally:
+            if own:
+                c.close()
+        ctype = hdrs.get("content-type", "")
+        data = json.loads(raw) if "json" in ctype and raw else raw.decode("utf-8", "replace")
+        return r.status, hdrs, data
+
+
+@pytest.fixture
+def server(tmp_path):
+    s = Server(tmp_path / "data").start()
+    yield s
+    s.stop()
+
+
+def make_tenant(server, name="Acme GmbH", email="billing@acme.example", **extra):
+    body = {"name": name, "billing_email": email}
+    body.update(extra)
+    status, _, t = server.request("POST", "/v1/tenants", body)
+    assert status == 201, t
+    return t
+
+
+def assert_problem(resp, status, field=None, type_suffix=None):
+    code, headers, body = resp
+    assert code == status, body
+    assert headers["content-type"] == "application/problem+json"
+    assert body["status"] == status
+    assert body["type"].startswith("urn:caas-billing:problem:")
+    assert body["title"] and body["detail"]
+    assert body["request_id"] == headers["x-request-id"]
+    if type_suffix:
+        assert body["type"].endswith(":" + type_suffix), body["type"]
+    if field is not None:
+        fields = [e["field"] for e in body.get("errors", [])]
+        assert field in fields, body
+    return body

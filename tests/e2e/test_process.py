@@ -1,0 +1,162 @@
+"""Process-level behaviour: first start, crashes, graceful shutdown, logs, CLI."""
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import yaml
+
+from conftest import BIN, Server, make_tenant
+
+
+def test_first_start_prints_an_admin_key_once(tmp_path):
+    s = Server(tmp_path / "data", admin_key=None).start()
+    out = s.stdout()
+    keys = re.findall(r"caas_sk_[A-Za-z0-9_-]{43}", out)
+    assert len(keys) == 1, out
+    s.admin_key = keys[0]
+    make_tenant(s)
+    assert keys[0] not in s.logs()
+    s.stop()
+    again = Server(tmp_path / "data", admin_key=None).start()
+    assert "caas_sk_" not in again.stdout()
+    again.admin_key = keys[0]
+    assert len(again.request("GET", "/v1/tenants")[2]["data"]) == 1
+    again.stop()
+
+
+def burst(server, stop, acked, errors, n_threads=4):
+    """Creates tenants from several keep-alive connections until `stop`."""
+    def worker(w):
+        conn = server.connect()
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                status, _, t = server.request(
+                    "POST", "/v1/tenants",
+                    {"name": "w%d-%d" % (w, i), "billing_email": "w%d@x.example" % w}, conn=conn)
+            except Exception:  # the server went away mid-request: not acknowledged
+                return
+            if status == 201:
+                acked.append(t["id"])
+            else:
+                errors.append((status, t))
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(n_threads)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def test_kill_9_during_a_burst_loses_nothing_acknowledged(tmp_path):
+    s = Server(tmp_path / "data").start()
+    stop, acked, errors = threading.Event(), [], []
+    threads = burst(s, stop, acked, errors)
+    time.sleep(2.0)
+    s.proc.kill()  # SIGKILL: no chance to flush anything
+    s.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    s.stop()
+    assert not errors, errors[:3]
+    assert len(acked) > 20, "the burst was too short to mean anything"
+    r = Server(tmp_path / "data").start()
+    stored = set()
+    after = None
+    while True:
+        path = "/v1/tenants?limit=100" + ("&starting_after=" + after if after else "")
+        _, _, page = r.request("GET", path)
+        stored |= {t["id"] for t in page["data"]}
+        if not page["has_more"]:
+            break
+        after = page["next_starting_after"]
+    missing = set(acked) - stored
+    assert not missing, "acknowledged but lost: %d of %d" % (len(missing), len(acked))
+    r.stop()
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(tmp_path):
+    s = Server(tmp_path / "data").start()
+    stop, acked, errors = threading.Event(), [], []
+    threads = burst(s, stop, acked, errors)
+    time.sleep(1.0)
+    s.proc.send_signal(signal.SIGTERM)
+    code = s.proc.wait(timeout=20)
+    stop.set()
+    for t in threads:
+        t.join()
+    s.stop()
+    assert code == 0, s.logs()[-2000:]
+    assert not errors, errors[:3]
+    assert '"msg":"stopped"' in s.logs()
+    r = Server(tmp_path / "data").start()
+    for tid in acked[-20:]:
+        assert r.request("GET", "/v1/tenants/" + tid)[0] == 200
+    r.stop()
+
+
+def test_secrets_never_reach_the_logs(tmp_path):
+    s = Server(tmp_path / "data").start()
+    t = make_tenant(s)
+    _, _, key = s.request("POST", "/v1/tenants/%s/api_keys" % t["id"])
+    s.request("GET", "/v1/tenants/" + t["id"], key=key["secret"])
+    s.request("GET", "/v1/tenants", key="caas_sk_guessing_wrong_key")
+    s.stop()
+    logs = s.logs()
+    assert '"msg":"request"' in logs  # there are logs, structured
+    for line in logs.splitlines():
+        assert line.startswith("{") and line.endswith("}"), line
+    for secret in (s.admin_key, key["secret"], "caas_sk_guessing_wrong_key"):
+        assert secret not in logs
+    assert "Bearer" not in logs
+
+
+def cli(tmp_path, *args, env=None):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_BILLING_")}
+    e.update(env or {})
+    return subprocess.run([BIN, "--data-dir", str(tmp_path / "data"), *args],
+                          capture_output=True, text=True, env=e, timeout=60)
+
+
+def test_cli_tenants_keys_migrate_version(tmp_path):
+    assert cli(tmp_path, "version").stdout.startswith("caas-billing ")
+    m = cli(tmp_path, "migrate")
+    assert m.returncode == 0 and "schema version" in m.stdout
+    c = cli(tmp_path, "tenants", "create", "--name", "Acme", "--email", "b@acme.example")
+    assert c.returncode == 0, c.stderr
+    tid = re.search(r'"id":"(tnt_[0-9A-Z]{26})"', c.stdout).group(1)
+    assert tid in cli(tmp_path, "tenants", "list").stdout
+    assert '"name":"Acme"' in cli(tmp_path, "tenants", "show", tid).stdout
+    bad = cli(tmp_path, "tenants", "create", "--name", "Acme", "--email", "nope")
+    assert bad.returncode != 0 and "billing_email" in bad.stderr
+    k = cli(tmp_path, "keys", "create", "--tenant", tid)
+    assert k.returncode == 0 and k.stdout.startswith("caas_sk_")
+    s = Server(tmp_path / "data").start()
+    assert s.request("GET", "/v1/tenants/" + tid, key=k.stdout.strip())[0] == 200
+    key_id = re.search(r"key (key_[0-9A-Z]{26})", k.stderr).group(1)
+    assert cli(tmp_path, "keys", "revoke", key_id).returncode == 0
+    s.stop()
+    for sub in ([], ["serve"], ["tenants"], ["keys", "create"]):
+        h = cli(tmp_path, *sub, "--help")
+        assert h.returncode == 0 and "Usage" in h.stdout + h.stderr
+
+
+def test_openapi_describes_exactly_the_routes():
+    repo = os.environ["CAAS_REPO"]
+    with open(os.path.join(repo, "api", "openapi.yaml")) as f:
+        spec = yaml.safe_load(f)
+    assert spec["openapi"].startswith("3.1")
+    described = set()
+    for path, ops in spec["paths"].items():
+        for method in ops:
+            if method in ("get", "post", "put", "patch", "delete"):
+                described.add((method.upper(), path))
+    out = subprocess.run([BIN, "--data-dir", "/tmp/caas-openapi-check", "routes"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    served = {tuple(line.split(" ", 1)) for line in out.stdout.splitlines() if line}
+    assert served - described == set(), "routes missing from api/openapi.yaml"
+    assert described - served == set(), "described routes that do not exist"
