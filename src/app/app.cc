@@ -17,8 +17,8 @@ App::App(const Config& config, bool migrate) {
                                std::filesystem::perm_options::replace);
   clock_ = std::make_unique<SystemClock>();
   ids_ = std::make_unique<IdGenerator>(*clock_);
-  store_ = std::make_unique<storage::SqliteStore>(config.data_dir + "/billing.db",
-                                                  AllCollections());
+  store_ =
+      std::make_unique<storage::SqliteStore>(config.data_dir + "/billing.db", AllCollections());
   if (migrate) store_->Migrate();
   if (store_->SchemaVersion() != storage::SqliteStore::LatestSchemaVersion()) {
     throw storage::StorageError("the database needs migrating: run 'caas-billing migrate'", false);

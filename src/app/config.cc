@@ -43,9 +43,11 @@ Result<std::pair<std::string, uint16_t>> ParseListen(std::string_view listen) {
     return Error::Invalid("listen", "must be HOST:PORT like 127.0.0.1:8080");
   }
   std::string host(listen.substr(0, colon));
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   const std::string_view port = listen.substr(colon + 1);
-  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos ||
+  if (port.empty() || port.size() > 5 ||
+      port.find_first_not_of("0123456789") != std::string_view::npos ||
       std::stoi(std::string(port)) > 65535) {
     return Error::Invalid("listen", "the port must be a number from 0 to 65535");
   }
@@ -79,13 +81,14 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       } else if (key == "log_level" && kv.value().is_string()) {
         c.log_level = std::string(kv.value().as_string());
         if (Status s = CheckLevel(c.log_level, where); !s) return s.error();
-      } else if (key == "max_body_bytes" && kv.value().is_int64() && kv.value().as_int64() >= 1024 &&
-                 kv.value().as_int64() <= (64 << 20)) {
+      } else if (key == "max_body_bytes" && kv.value().is_int64() &&
+                 kv.value().as_int64() >= 1024 && kv.value().as_int64() <= (64 << 20)) {
         c.max_body_bytes = static_cast<size_t>(kv.value().as_int64());
       } else {
-        return Error::Invalid(where, "is not a known setting or has the wrong type "
-                                     "(listen, data_dir, log_level: strings; threads, "
-                                     "max_body_bytes: integers)");
+        return Error::Invalid(where,
+                              "is not a known setting or has the wrong type "
+                              "(listen, data_dir, log_level: strings; threads, "
+                              "max_body_bytes: integers)");
       }
     }
   }

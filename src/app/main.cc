@@ -80,14 +80,18 @@ int Main(int argc, char** argv) {
   cli.fallthrough();
   std::string config_file;
   Overrides flags;
-  cli.add_option("--config", config_file, "JSON config file (keys: listen, data_dir, threads, "
-                                          "log_level, max_body_bytes)");
-  cli.add_option("--data-dir", flags.data_dir, "data directory [env CAAS_BILLING_DATA_DIR] (./data)");
+  cli.add_option("--config", config_file,
+                 "JSON config file (keys: listen, data_dir, threads, "
+                 "log_level, max_body_bytes)");
+  cli.add_option("--data-dir", flags.data_dir,
+                 "data directory [env CAAS_BILLING_DATA_DIR] (./data)");
 
   auto* serve = cli.add_subcommand("serve", "run the HTTP API");
-  serve->add_option("--listen", flags.listen, "HOST:PORT [env CAAS_BILLING_LISTEN] (127.0.0.1:8080)");
+  serve->add_option("--listen", flags.listen,
+                    "HOST:PORT [env CAAS_BILLING_LISTEN] (127.0.0.1:8080)");
   serve->add_option("--threads", flags.threads, "I/O threads [env CAAS_BILLING_THREADS] (2)");
-  serve->add_option("--log-level", flags.log_level, "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
+  serve->add_option("--log-level", flags.log_level,
+                    "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
 
   auto* migrate = cli.add_subcommand("migrate", "apply database migrations");
   auto* version = cli.add_subcommand("version", "print the version");
@@ -108,7 +112,8 @@ int Main(int argc, char** argv) {
   keys_cmd->require_subcommand(1);
   bool k_admin = false;
   std::string k_tenant, k_name, k_id;
-  auto* k_create = keys_cmd->add_subcommand("create", "create an API key (the secret is shown once)");
+  auto* k_create =
+      keys_cmd->add_subcommand("create", "create an API key (the secret is shown once)");
   auto* admin_flag = k_create->add_flag("--admin", k_admin, "an admin (operator) key");
   k_create->add_option("--tenant", k_tenant, "a key scoped to this tenant")->excludes(admin_flag);
   k_create->add_option("--name", k_name, "a label");
@@ -151,7 +156,8 @@ int Main(int argc, char** argv) {
       std::vector<Error> errors;
       auto t = app.tenants().Create(f, "", &errors);
       if (!t) {
-        for (const auto& e : errors) std::cerr << "caas-billing: " << e.field << " " << e.message << "\n";
+        for (const auto& e : errors)
+          std::cerr << "caas-billing: " << e.field << " " << e.message << "\n";
         return 2;
       }
       PrintJson(tenants::TenantToJson(*t));
@@ -162,7 +168,8 @@ int Main(int argc, char** argv) {
       while (true) {
         auto page = app.tenants().List(after, 100);
         for (const auto& t : page.items) {
-          std::cout << t.id << "  " << t.name << "  " << t.billing_email << "  " << t.currency << "\n";
+          std::cout << t.id << "  " << t.name << "  " << t.billing_email << "  " << t.currency
+                    << "\n";
         }
         if (!page.has_more || page.items.empty()) break;
         after = page.items.back().id;

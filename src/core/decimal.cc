@@ -74,8 +74,8 @@ Result<Decimal> Decimal::Parse(std::string_view text) {
 
 std::string Decimal::ToString() const {
   const bool negative = raw_ < 0;
-  const unsigned __int128 mag = negative ? -static_cast<unsigned __int128>(raw_)
-                                         : static_cast<unsigned __int128>(raw_);
+  const unsigned __int128 mag =
+      negative ? -static_cast<unsigned __int128>(raw_) : static_cast<unsigned __int128>(raw_);
   const auto one = static_cast<unsigned __int128>(kOne);
   std::string out = U128ToString(mag / one);
   unsigned __int128 frac = mag % one;

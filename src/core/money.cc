@@ -92,19 +92,25 @@ Result<Money> Money::Negate() const {
 }
 
 std::string Money::ToDecimalString() const {
+  // Digits are written right to left into a fixed buffer (no float, no
+  // string splicing): the magnitude as unsigned so that INT64_MIN prints.
   const bool negative = amount_minor_ < 0;
-  // Magnitude as unsigned so that INT64_MIN prints correctly.
   uint64_t mag = negative ? 0 - static_cast<uint64_t>(amount_minor_)
                           : static_cast<uint64_t>(amount_minor_);
-  std::string digits = std::to_string(mag);
-  const auto exp = static_cast<size_t>(currency_->exponent);
-  if (digits.size() <= exp) digits.insert(0, exp - digits.size() + 1, '0');
-  if (exp > 0) digits.insert(digits.size() - exp, ".");
-  return negative ? "-" + digits : digits;
+  const int exp = currency_->exponent;
+  char buf[48];
+  char* p = buf + sizeof buf;
+  int written = 0;
+  do {
+    if (exp > 0 && written == exp) *--p = '.';
+    *--p = static_cast<char>('0' + mag % 10);
+    mag /= 10;
+    ++written;
+  } while (mag > 0 || written <= exp);
+  if (negative) *--p = '-';
+  return std::string(p, static_cast<size_t>(buf + sizeof buf - p));
 }
 
-std::string Money::Format() const {
-  return std::string(currency_->code) + " " + ToDecimalString();
-}
+std::string Money::Format() const { return std::string(currency_->code) + " " + ToDecimalString(); }
 
 }  // namespace caas

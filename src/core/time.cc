@@ -87,10 +87,10 @@ std::string FormatRfc3339(Instant t) {
   const auto sec = std::chrono::duration_cast<std::chrono::seconds>(tod - h - m);
   const auto us = (tod - h - m - sec).count();
   char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02lld", static_cast<int>(ymd.year()),
-                        static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                        static_cast<int>(h.count()), static_cast<int>(m.count()),
-                        static_cast<long long>(sec.count()));
+  int n = std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02lld",
+                        static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                        static_cast<unsigned>(ymd.day()), static_cast<int>(h.count()),
+                        static_cast<int>(m.count()), static_cast<long long>(sec.count()));
   std::string out(buf, static_cast<size_t>(n));
   if (us != 0) {
     std::snprintf(buf, sizeof buf, ".%06lld", static_cast<long long>(us));
@@ -115,8 +115,8 @@ Instant AddMonthsClamped(Instant anchor, int months) {
   const auto time_of_day = anchor - day;
   const year_month_day ymd{day};
   const auto ym = std::chrono::year_month(ymd.year(), ymd.month()) + std::chrono::months(months);
-  const unsigned last = static_cast<unsigned>(DaysInMonth(static_cast<int>(ym.year()),
-                                                          static_cast<unsigned>(ym.month())));
+  const unsigned last = static_cast<unsigned>(
+      DaysInMonth(static_cast<int>(ym.year()), static_cast<unsigned>(ym.month())));
   const unsigned d = std::min(static_cast<unsigned>(ymd.day()), last);
   return sys_days{ym / std::chrono::day(d)} + time_of_day;
 }

@@ -131,9 +131,9 @@ Response Api::Handle(Request& req) {
   }
   StampProblem(res, request_id);
   res.headers.emplace_back("X-Request-Id", request_id);
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start)
-          .count();
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - start)
+                      .count();
   metrics_.Observe(metric, res.status, us);
   Log(LogLevel::kInfo, "request",
       {{"request_id", request_id},
@@ -156,8 +156,10 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
     for (size_t i = 0; i < segments.size() && ok; ++i) {
       const std::string& want = r.segments[i];
       if (want.size() > 2 && want.front() == '{' && want.back() == '}') {
-        if (segments[i].empty() || segments[i].size() > 128) ok = false;
-        else p[want.substr(1, want.size() - 2)] = segments[i];
+        if (segments[i].empty() || segments[i].size() > 128)
+          ok = false;
+        else
+          p[want.substr(1, want.size() - 2)] = segments[i];
       } else {
         ok = want == segments[i];
       }
@@ -202,7 +204,8 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
     if (!principal) {
       Response r = Problem(401, "unauthenticated", "Authentication required",
                            "the API key is not valid or was revoked");
-      r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"caas-billing\", error=\"invalid_token\"");
+      r.headers.emplace_back("WWW-Authenticate",
+                             "Bearer realm=\"caas-billing\", error=\"invalid_token\"");
       return r;
     }
     ctx.principal = *principal;
@@ -251,8 +254,8 @@ std::optional<Response> ReadPageParams(const Request& req, std::string_view pref
   }
   if (const std::string* s = req.Query("starting_after")) {
     if (!IsValidId(*s, prefix)) {
-      return ProblemFromError(Error::Invalid(
-          "starting_after", "must be an id like " + std::string(prefix) + "_01J…"));
+      return ProblemFromError(
+          Error::Invalid("starting_after", "must be an id like " + std::string(prefix) + "_01J…"));
     }
     out->starting_after = *s;
   }

@@ -47,7 +47,8 @@ Idempotency::Outcome Idempotency::Begin(std::string_view scope, std::string_view
       return out;
     }
   }
-  const std::string record_id = "idk_" + tenants::HashKey(std::string(scope) + "\n" + std::string(key));
+  const std::string record_id =
+      "idk_" + tenants::HashKey(std::string(scope) + "\n" + std::string(key));
   const std::string hash = RequestHash(req);
   const Instant now = clock_.Now();
   const auto wall = std::chrono::system_clock::now();

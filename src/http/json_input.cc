@@ -9,14 +9,20 @@ namespace {
 
 std::string_view KindName(const json::value& v) {
   switch (v.kind()) {
-    case json::kind::null: return "null";
-    case json::kind::bool_: return "a boolean";
+    case json::kind::null:
+      return "null";
+    case json::kind::bool_:
+      return "a boolean";
     case json::kind::int64:
     case json::kind::uint64:
-    case json::kind::double_: return "a number";
-    case json::kind::string: return "a string";
-    case json::kind::array: return "an array";
-    case json::kind::object: return "an object";
+    case json::kind::double_:
+      return "a number";
+    case json::kind::string:
+      return "a string";
+    case json::kind::array:
+      return "an array";
+    case json::kind::object:
+      return "an object";
   }
   return "a value";
 }
@@ -58,18 +64,18 @@ ObjectReader::ObjectReader(const json::object& object, std::vector<Error>& error
 const json::value* ObjectReader::Member(std::string_view key, bool required) {
   seen_.insert(std::string(key));
   const json::value* v = object_.if_contains(key);
-  if (v == nullptr && required) errors_.push_back(Error::Invalid(prefix_ + std::string(key), "is required"));
+  if (v == nullptr && required)
+    errors_.push_back(Error::Invalid(prefix_ + std::string(key), "is required"));
   return v;
 }
 
 void ObjectReader::TypeError(std::string_view key, std::string_view want, const json::value& got) {
-  errors_.push_back(Error::Invalid(prefix_ + std::string(key),
-                                   "must be " + std::string(want) + ", got " +
-                                       std::string(KindName(got))));
+  errors_.push_back(
+      Error::Invalid(prefix_ + std::string(key),
+                     "must be " + std::string(want) + ", got " + std::string(KindName(got))));
 }
 
-std::optional<std::string> ObjectReader::String(std::string_view key, bool required,
-                                                bool null_ok) {
+std::optional<std::string> ObjectReader::String(std::string_view key, bool required, bool null_ok) {
   const json::value* v = Member(key, required);
   if (v == nullptr) return std::nullopt;
   if (v->is_null() && null_ok) return std::nullopt;

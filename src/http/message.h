@@ -10,10 +10,10 @@
 namespace caas::http {
 
 struct Request {
-  std::string method;  // "GET"
-  std::string target;  // "/v1/tenants?limit=2", as received
-  std::string path;    // "/v1/tenants", percent-decoded
-  std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
+  std::string method;                                        // "GET"
+  std::string target;                                        // "/v1/tenants?limit=2", as received
+  std::string path;                                          // "/v1/tenants", percent-decoded
+  std::vector<std::pair<std::string, std::string>> query;    // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case
   std::string body;
 

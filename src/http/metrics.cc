@@ -16,7 +16,8 @@ size_t Metrics::RegisterRoute(std::string method, std::string pattern) {
 void Metrics::Observe(size_t route, int status, int64_t duration_us) {
   Series& s = series_[route];
   const int cls = status / 100;
-  if (cls >= 1 && cls <= 5) s.by_class[static_cast<size_t>(cls - 1)].fetch_add(1, std::memory_order_relaxed);
+  if (cls >= 1 && cls <= 5)
+    s.by_class[static_cast<size_t>(cls - 1)].fetch_add(1, std::memory_order_relaxed);
   size_t b = 0;
   while (b < kBucketsUs.size() && duration_us > kBucketsUs[b]) ++b;
   s.buckets[b].fetch_add(1, std::memory_order_relaxed);
@@ -28,8 +29,7 @@ std::string Metrics::Render() const {
   out += "# HELP caas_http_requests_total HTTP requests answered, by route and status class.\n";
   out += "# TYPE caas_http_requests_total counter\n";
   for (const auto& s : series_) {
-    const std::string labels =
-        "method=" + JsonQuote(s.method) + ",route=" + JsonQuote(s.pattern);
+    const std::string labels = "method=" + JsonQuote(s.method) + ",route=" + JsonQuote(s.pattern);
     for (size_t c = 0; c < s.by_class.size(); ++c) {
       out += "caas_http_requests_total{" + labels + ",code=\"" + std::to_string(c + 1) + "xx\"} " +
              std::to_string(s.by_class[c].load(std::memory_order_relaxed)) + "\n";
@@ -38,8 +38,7 @@ std::string Metrics::Render() const {
   out += "# HELP caas_http_request_duration_seconds Time from a request's arrival to its answer.\n";
   out += "# TYPE caas_http_request_duration_seconds histogram\n";
   for (const auto& s : series_) {
-    const std::string labels =
-        "method=" + JsonQuote(s.method) + ",route=" + JsonQuote(s.pattern);
+    const std::string labels = "method=" + JsonQuote(s.method) + ",route=" + JsonQuote(s.pattern);
     uint64_t cumulative = 0;
     for (size_t b = 0; b <= kBucketsUs.size(); ++b) {
       cumulative += s.buckets[b].load(std::memory_order_relaxed);

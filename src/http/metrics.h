@@ -13,9 +13,9 @@ namespace caas::http {
 class Metrics {
  public:
   // Upper bounds of the latency buckets, in microseconds.
-  static constexpr std::array<int64_t, 14> kBucketsUs = {
-      100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000,
-      2500000};
+  static constexpr std::array<int64_t, 14> kBucketsUs = {100,    250,    500,     1000,   2500,
+                                                         5000,   10000,  25000,   50000,  100000,
+                                                         250000, 500000, 1000000, 2500000};
 
   // Not thread-safe: call before serving.
   size_t RegisterRoute(std::string method, std::string pattern);

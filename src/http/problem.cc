@@ -5,8 +5,8 @@
 namespace caas::http {
 namespace json = boost::json;
 
-Response Problem(int status, std::string_view slug, std::string_view title,
-                 std::string_view detail, const std::vector<Error>& field_errors) {
+Response Problem(int status, std::string_view slug, std::string_view title, std::string_view detail,
+                 const std::vector<Error>& field_errors) {
   json::object o;
   o["type"] = "urn:caas-billing:problem:" + std::string(slug);
   o["title"] = title;
@@ -60,12 +60,18 @@ Response ProblemFromError(const Error& error, const std::vector<Error>& all) {
 
 Response ProblemForStatus(int status, std::string_view detail) {
   switch (status) {
-    case 400: return Problem(400, "malformed-request", "Malformed request", detail);
-    case 404: return Problem(404, "not-found", "Not found", detail);
-    case 405: return Problem(405, "method-not-allowed", "Method not allowed", detail);
-    case 413: return Problem(413, "body-too-large", "Request body too large", detail);
-    case 431: return Problem(431, "headers-too-large", "Request headers too large", detail);
-    default: return Problem(status, "internal", "Internal error", detail);
+    case 400:
+      return Problem(400, "malformed-request", "Malformed request", detail);
+    case 404:
+      return Problem(404, "not-found", "Not found", detail);
+    case 405:
+      return Problem(405, "method-not-allowed", "Method not allowed", detail);
+    case 413:
+      return Problem(413, "body-too-large", "Request body too large", detail);
+    case 431:
+      return Problem(431, "headers-too-large", "Request headers too large", detail);
+    default:
+      return Problem(status, "internal", "Internal error", detail);
   }
 }
 

@@ -16,8 +16,8 @@
 
 namespace caas::http {
 
-Response Problem(int status, std::string_view slug, std::string_view title,
-                 std::string_view detail, const std::vector<Error>& field_errors = {});
+Response Problem(int status, std::string_view slug, std::string_view title, std::string_view detail,
+                 const std::vector<Error>& field_errors = {});
 
 // Maps a domain Error to its HTTP problem (400, 404, 409, ...).
 Response ProblemFromError(const Error& error, const std::vector<Error>& all = {});

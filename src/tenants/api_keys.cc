@@ -113,9 +113,8 @@ Result<ApiKey> ApiKeyService::Revoke(std::string_view key_id) {
     if (!k) return k.error();
     if (k->revoked_at) return k;
     k->revoked_at = clock_.Now();
-    // The hash is not in the body; keep the index by reading it back through
-    // the unique key is impossible, so the keys are rewritten from the body's
-    // kind/tenant and the hash is dropped: a revoked key can never match again.
+    // The rewritten keys leave out key_hash: a revoked key can never be found
+    // by its secret again, on any node, whatever its cache says after the TTL.
     storage::Document doc{k->id, 0, json::serialize(ToJson(*k)), {}};
     doc.keys["kind"] = k->kind == KeyKind::kAdmin ? "admin" : "tenant";
     if (!k->tenant_id.empty()) doc.keys["tenant_id"] = k->tenant_id;

@@ -42,7 +42,8 @@ std::vector<Error> ValidateTenantFields(const TenantFields& f, bool creating) {
   }
   if (f.name) CheckText(errors, "name", *f.name, 200, true);
   if (f.billing_email && !IsPlausibleEmail(*f.billing_email)) {
-    errors.push_back(Error::Invalid("billing_email", "must be an e-mail address like billing@example.com"));
+    errors.push_back(
+        Error::Invalid("billing_email", "must be an e-mail address like billing@example.com"));
   }
   if (f.currency && Currency::Find(*f.currency) == nullptr) {
     errors.push_back(Error::Invalid("currency", "must be a supported ISO 4217 code like USD"));
@@ -112,8 +113,8 @@ Result<Tenant> TenantFromJson(const boost::json::value& v) {
   t.currency = Str(*o, "currency");
   if (const json::value* a = o->if_contains("address"); a && a->is_object()) {
     const auto& ao = a->as_object();
-    t.address = Address{Str(ao, "line1"),       Str(ao, "line2"),      Str(ao, "city"),
-                        Str(ao, "state"),       Str(ao, "postal_code"), Str(ao, "country")};
+    t.address = Address{Str(ao, "line1"), Str(ao, "line2"),       Str(ao, "city"),
+                        Str(ao, "state"), Str(ao, "postal_code"), Str(ao, "country")};
   }
   auto created = ParseRfc3339(Str(*o, "created_at"));
   auto updated = ParseRfc3339(Str(*o, "updated_at"));

@@ -54,7 +54,7 @@ TEST(DecimalTest, PricingModelLines) {
   // negative (a credit) rounds symmetrically
   EXPECT_EQ(*Decimal::MultiplyToMinorUnits(D("0.0001"), D("-50"), 2), -1);
   // JPY has no minor unit; BHD has three.
-  EXPECT_EQ(*Decimal::MultiplyToMinorUnits(D("1.5"), D("3"), 0), 5);   // 4.5 -> 5
+  EXPECT_EQ(*Decimal::MultiplyToMinorUnits(D("1.5"), D("3"), 0), 5);     // 4.5 -> 5
   EXPECT_EQ(*Decimal::MultiplyToMinorUnits(D("0.0005"), D("3"), 3), 2);  // 0.0015 -> 0.002
 }
 

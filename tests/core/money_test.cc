@@ -61,12 +61,12 @@ TEST(MoneyTest, AddDetectsOverflowAndCurrencyMismatch) {
 }
 
 TEST(RoundingTest, HalfAwayFromZeroAtEveryBoundary) {
-  EXPECT_EQ(DivRoundHalfAwayFromZero(5, 10), 1);     // 0.5 -> 1
-  EXPECT_EQ(DivRoundHalfAwayFromZero(-5, 10), -1);   // -0.5 -> -1
-  EXPECT_EQ(DivRoundHalfAwayFromZero(4, 10), 0);     // 0.4 -> 0
+  EXPECT_EQ(DivRoundHalfAwayFromZero(5, 10), 1);    // 0.5 -> 1
+  EXPECT_EQ(DivRoundHalfAwayFromZero(-5, 10), -1);  // -0.5 -> -1
+  EXPECT_EQ(DivRoundHalfAwayFromZero(4, 10), 0);    // 0.4 -> 0
   EXPECT_EQ(DivRoundHalfAwayFromZero(-4, 10), 0);
-  EXPECT_EQ(DivRoundHalfAwayFromZero(15, 10), 2);    // 1.5 -> 2 (not banker's 2)
-  EXPECT_EQ(DivRoundHalfAwayFromZero(25, 10), 3);    // 2.5 -> 3 (banker's would give 2)
+  EXPECT_EQ(DivRoundHalfAwayFromZero(15, 10), 2);  // 1.5 -> 2 (not banker's 2)
+  EXPECT_EQ(DivRoundHalfAwayFromZero(25, 10), 3);  // 2.5 -> 3 (banker's would give 2)
   EXPECT_EQ(DivRoundHalfAwayFromZero(-25, 10), -3);
   EXPECT_EQ(DivRoundHalfAwayFromZero(49999, 100000), 0);
   EXPECT_EQ(DivRoundHalfAwayFromZero(50000, 100000), 1);

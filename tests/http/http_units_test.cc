@@ -67,8 +67,9 @@ TEST(ProblemTest, Rfc9457Shape) {
   EXPECT_EQ(o.at("type").as_string(), "urn:caas-billing:problem:invalid-request");
   EXPECT_EQ(o.at("errors").as_array()[0].as_object().at("field").as_string(), "billing_email");
   EXPECT_EQ(ProblemFromError(Error::NotFound("x")).status, 404);
-  EXPECT_EQ(ProblemFromError(Error::Make(ErrorCode::kInternal, "secret detail")).body.find("secret"),
-            std::string::npos);
+  EXPECT_EQ(
+      ProblemFromError(Error::Make(ErrorCode::kInternal, "secret detail")).body.find("secret"),
+      std::string::npos);
 }
 
 TEST(MetricsTest, RendersPrometheusHistograms) {
@@ -77,10 +78,12 @@ TEST(MetricsTest, RendersPrometheusHistograms) {
   m.Observe(r, 200, 300);
   m.Observe(r, 404, 2000000);
   const std::string text = m.Render();
-  EXPECT_NE(text.find(R"(caas_http_requests_total{method="GET",route="/v1/tenants/{id}",code="2xx"} 1)"),
-            std::string::npos);
-  EXPECT_NE(text.find(R"(caas_http_requests_total{method="GET",route="/v1/tenants/{id}",code="4xx"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(R"(caas_http_requests_total{method="GET",route="/v1/tenants/{id}",code="2xx"} 1)"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find(R"(caas_http_requests_total{method="GET",route="/v1/tenants/{id}",code="4xx"} 1)"),
+      std::string::npos);
   EXPECT_NE(text.find(R"(le="0.0005"} 1)"), std::string::npos);
   EXPECT_NE(text.find(R"(le="+Inf"} 2)"), std::string::npos);
   EXPECT_NE(text.find("caas_http_request_duration_seconds_count"), std::string::npos);

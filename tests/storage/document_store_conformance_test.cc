@@ -93,8 +93,7 @@ TYPED_TEST(DocumentStoreTest, ReplaceIsConditionalOnTheVersion) {
   auto stale = this->store_->Replace("things", Doc("a", "stale"), 1);
   EXPECT_EQ(stale.error().code, ErrorCode::kConflict);
   EXPECT_EQ(this->store_->Get("things", "a")->body, "2");
-  EXPECT_EQ(this->store_->Replace("things", Doc("zz", "x"), 1).error().code,
-            ErrorCode::kNotFound);
+  EXPECT_EQ(this->store_->Replace("things", Doc("zz", "x"), 1).error().code, ErrorCode::kNotFound);
   // The old unique value was released, the new one taken.
   EXPECT_FALSE(this->store_->FindUnique("things", "email", "e1").ok());
   EXPECT_EQ(this->store_->FindUnique("things", "email", "e2")->id, "a");
@@ -118,7 +117,9 @@ TYPED_TEST(DocumentStoreTest, DeleteIsConditional) {
 
 TYPED_TEST(DocumentStoreTest, ListPagesInIdOrderWithACursor) {
   for (const char* id : {"d", "b", "a", "e", "c"}) {
-    ASSERT_TRUE(this->store_->Insert("things", Doc(id, id, {{"owner", id < std::string("c") ? "x" : "y"}})).ok());
+    ASSERT_TRUE(
+        this->store_->Insert("things", Doc(id, id, {{"owner", id < std::string("c") ? "x" : "y"}}))
+            .ok());
   }
   ListQuery q;
   q.limit = 2;
@@ -183,9 +184,7 @@ TEST(SqliteStoreTest, SurvivesReopenAndMigratesOnce) {
 
 TEST(SqliteStoreTest, RefusesADatabaseFromANewerBinary) {
   SqliteFactory f;
-  {
-    auto s = f.Make();
-  }
+  { auto s = f.Make(); }
   {
     SqliteStore s((f.dir / "db.sqlite").string(), Specs());
     // Pretend a newer binary migrated further.

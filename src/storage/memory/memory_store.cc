@@ -108,7 +108,8 @@ Page MemoryStore::List(std::string_view collection, const ListQuery& query) {
   std::lock_guard lock(mu_);
   Collection& c = Find(collection);
   Page page;
-  auto it = query.starting_after.empty() ? c.docs.begin() : c.docs.upper_bound(query.starting_after);
+  auto it =
+      query.starting_after.empty() ? c.docs.begin() : c.docs.upper_bound(query.starting_after);
   for (; it != c.docs.end(); ++it) {
     if (query.where_key) {
       auto k = it->second.keys.find(*query.where_key);

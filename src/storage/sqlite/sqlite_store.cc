@@ -63,8 +63,8 @@ class SqliteStore::Conn {
 
   // A prepared statement, reset and with bindings cleared, owned by the cache.
   sqlite3_stmt* Prepare(const char* sql) {
-    auto it = std::find_if(cache_.begin(), cache_.end(),
-                           [sql](const auto& e) { return e.first == sql; });
+    auto it =
+        std::find_if(cache_.begin(), cache_.end(), [sql](const auto& e) { return e.first == sql; });
     sqlite3_stmt* stmt;
     if (it != cache_.end()) {
       stmt = it->second;
@@ -221,8 +221,8 @@ Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
-  auto* s = writer_->Prepare(
-      "INSERT INTO documents (collection, id, version, body) VALUES (?, ?, 1, ?)");
+  auto* s =
+      writer_->Prepare("INSERT INTO documents (collection, id, version, body) VALUES (?, ?, 1, ?)");
   writer_->Bind(s, 1, collection);
   writer_->Bind(s, 2, doc.id);
   writer_->Bind(s, 3, doc.body);
@@ -356,7 +356,8 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
       page.has_more = true;
       break;
     }
-    page.items.push_back(Document{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}});
+    page.items.push_back(
+        Document{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}});
   }
   sqlite3_reset(s);
   return page;
