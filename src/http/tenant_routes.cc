@@ -38,19 +38,6 @@ tenants::TenantFields ReadTenantFields(const json::object& body, bool creating,
   return f;
 }
 
-json::object KeyJson(const tenants::ApiKey& k) {
-  json::object o;
-  o["id"] = k.id;
-  o["object"] = "api_key";
-  o["kind"] = k.kind == tenants::KeyKind::kAdmin ? "admin" : "tenant";
-  o["tenant_id"] = k.tenant_id.empty() ? json::value(nullptr) : json::value(k.tenant_id);
-  o["name"] = k.name;
-  o["prefix"] = k.prefix;
-  o["created_at"] = FormatRfc3339(k.created_at);
-  o["revoked_at"] = k.revoked_at ? json::value(FormatRfc3339(*k.revoked_at)) : json::value(nullptr);
-  return o;
-}
-
 // Adds the domain's validation errors for fields that had no type error.
 void AddValidationErrors(const tenants::TenantFields& fields, bool creating,
                          std::vector<Error>& errors) {
@@ -135,7 +122,7 @@ void AddTenantRoutes(Api& api, Services s) {
     const auto id = ctx.Param("id");
     if (!ctx.principal.MaySee(id) || !s.tenants.Get(id)) return NoSuchTenant(id);
     json::array data;
-    for (const auto& k : s.keys.ListForTenant(id)) data.push_back(KeyJson(k));
+    for (const auto& k : s.keys.ListForTenant(id)) data.push_back(tenants::ApiKeyToJson(k));
     return JsonResponse(200, json::object{{"object", "list"}, {"has_more", false}, {"data", data}});
   });
 
@@ -157,7 +144,7 @@ void AddTenantRoutes(Api& api, Services s) {
     // record. Without an Idempotency-Key, every POST makes a new key.
     auto created = s.keys.Create(tenants::KeyKind::kTenant, id, name);
     if (!created) return ProblemFromError(created.error());
-    json::object o = KeyJson(created->key);
+    json::object o = tenants::ApiKeyToJson(created->key);
     o["secret"] = created->secret;
     return JsonResponse(201, o);
   });
@@ -170,7 +157,7 @@ void AddTenantRoutes(Api& api, Services s) {
     if (!ctx.principal.IsAdmin() && k->tenant_id != ctx.principal.tenant_id) return not_found;
     auto revoked = s.keys.Revoke(id);
     if (!revoked) return ProblemFromError(revoked.error());
-    return JsonResponse(200, KeyJson(*revoked));
+    return JsonResponse(200, tenants::ApiKeyToJson(*revoked));
   });
 }
 

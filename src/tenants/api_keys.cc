@@ -13,7 +13,9 @@ constexpr std::string_view kSecretPrefix = "caas_sk_";
 constexpr size_t kShownPrefixLength = 12;
 constexpr size_t kMaxCacheEntries = 100000;
 
-json::object ToJson(const ApiKey& k) {
+}  // namespace
+
+json::object ApiKeyToJson(const ApiKey& k) {
   json::object o;
   o["id"] = k.id;
   o["object"] = "api_key";
@@ -25,6 +27,8 @@ json::object ToJson(const ApiKey& k) {
   o["revoked_at"] = k.revoked_at ? json::value(FormatRfc3339(*k.revoked_at)) : json::value(nullptr);
   return o;
 }
+
+namespace {
 
 Result<ApiKey> FromDocument(const storage::Document& d) {
   json::error_code ec;
@@ -76,7 +80,7 @@ std::string HashKey(std::string_view secret) {
 }
 
 Status ApiKeyService::Store(const ApiKey& key, const std::string& hash) {
-  storage::Document doc{key.id, 0, json::serialize(ToJson(key)), {}};
+  storage::Document doc{key.id, 0, json::serialize(ApiKeyToJson(key)), {}};
   doc.keys["key_hash"] = hash;
   doc.keys["kind"] = key.kind == KeyKind::kAdmin ? "admin" : "tenant";
   if (!key.tenant_id.empty()) doc.keys["tenant_id"] = key.tenant_id;
@@ -115,7 +119,7 @@ Result<ApiKey> ApiKeyService::Revoke(std::string_view key_id) {
     k->revoked_at = clock_.Now();
     // The rewritten keys leave out key_hash: a revoked key can never be found
     // by its secret again, on any node, whatever its cache says after the TTL.
-    storage::Document doc{k->id, 0, json::serialize(ToJson(*k)), {}};
+    storage::Document doc{k->id, 0, json::serialize(ApiKeyToJson(*k)), {}};
     doc.keys["kind"] = k->kind == KeyKind::kAdmin ? "admin" : "tenant";
     if (!k->tenant_id.empty()) doc.keys["tenant_id"] = k->tenant_id;
     auto v = store_.Replace(kApiKeysCollection, doc, d->version);

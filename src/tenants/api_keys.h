@@ -6,6 +6,7 @@
 // once, on other nodes within kCacheTtl.
 #pragma once
 
+#include <boost/json/object.hpp>
 #include <chrono>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,9 @@ struct CreatedKey {
   ApiKey key;
   std::string secret;  // shown once, never stored
 };
+
+// The API and storage representation (never holds the secret).
+boost::json::object ApiKeyToJson(const ApiKey& k);
 
 // The SHA-256 of a key, lower-case hex.
 std::string HashKey(std::string_view secret);
