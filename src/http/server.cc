@@ -19,6 +19,7 @@ namespace {
 // A 64 KiB read buffer: smaller ones make Beast read large bodies in many
 // small pieces (3x slower ingest, measured).
 constexpr size_t kReadBufferBytes = 64 << 10;
+constexpr size_t kMaxLingerBytes = 64 << 20;
 }  // namespace
 
 class Session;
@@ -189,6 +190,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void WriteError(int status, const std::string& detail) {
     keep_alive_ = false;
+    linger_ = true;
     Write(server_.render_error()(status, detail), 11);
   }
 
@@ -204,9 +206,34 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(server_.options().idle_timeout);
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out, keep](beast::error_code ec, size_t) {
+                         if (!ec && self->linger_) return self->Linger();
                          if (ec || !keep) return self->Close();
                          self->Read();
                        });
+  }
+
+  // After an error answer to a request whose body was not read (413), close
+  // gracefully: stop sending, then read and discard what the client is still
+  // sending, so that closing does not reset the connection before the client
+  // has read the answer. Bounded in bytes and time.
+  void Linger() {
+    boost::system::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    linger_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    DrainSome();
+  }
+
+  void DrainSome() {
+    stream_.expires_at(linger_deadline_);
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(kReadBufferBytes),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->lingered_bytes_ += n;
+                              if (ec || self->lingered_bytes_ > kMaxLingerBytes) {
+                                return self->Close();
+                              }
+                              self->DrainSome();
+                            });
   }
 
   void Close() {
@@ -222,6 +249,9 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bool keep_alive_ = false;
   bool busy_ = false;  // only touched on this session's strand of execution
+  bool linger_ = false;
+  size_t lingered_bytes_ = 0;
+  std::chrono::steady_clock::time_point linger_deadline_;
 };
 
 void HttpServer::Impl::Accept() {
