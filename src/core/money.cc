@@ -95,8 +95,8 @@ std::string Money::ToDecimalString() const {
   // Digits are written right to left into a fixed buffer (no float, no
   // string splicing): the magnitude as unsigned so that INT64_MIN prints.
   const bool negative = amount_minor_ < 0;
-  uint64_t mag = negative ? 0 - static_cast<uint64_t>(amount_minor_)
-                          : static_cast<uint64_t>(amount_minor_);
+  uint64_t mag =
+      negative ? 0 - static_cast<uint64_t>(amount_minor_) : static_cast<uint64_t>(amount_minor_);
   const int exp = currency_->exponent;
   char buf[48];
   char* p = buf + sizeof buf;

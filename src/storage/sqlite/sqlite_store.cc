@@ -202,6 +202,16 @@ bool SqliteStore::IsUnique(std::string_view collection, const std::string& key) 
   throw StorageError("undeclared key " + key + " in " + std::string(collection), false);
 }
 
+Error SqliteStore::MissingOrStale(std::string_view collection, std::string_view id) {
+  auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
+  writer_->Bind(q, 1, collection);
+  writer_->Bind(q, 2, id);
+  const bool exists = writer_->Step(q) == SQLITE_ROW;
+  sqlite3_reset(q);
+  if (!exists) return Error::NotFound("no such document");
+  return Error::Make(ErrorCode::kConflict, "the document was changed concurrently");
+}
+
 std::optional<std::string> SqliteStore::WriteKeys(Conn& c, std::string_view collection,
                                                   const Document& doc) {
   for (const auto& [name, value] : doc.keys) {
@@ -280,15 +290,7 @@ Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document
   writer_->Bind(s, 3, doc.id);
   writer_->Bind(s, 4, expected_version);
   writer_->Step(s);
-  if (writer_->Changes() == 0) {
-    auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
-    writer_->Bind(q, 1, collection);
-    writer_->Bind(q, 2, doc.id);
-    const bool exists = writer_->Step(q) == SQLITE_ROW;
-    sqlite3_reset(q);
-    if (!exists) return Error::NotFound("no such document");
-    return Error::Make(ErrorCode::kConflict, "the document was changed concurrently");
-  }
+  if (writer_->Changes() == 0) return MissingOrStale(collection, doc.id);
   auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
   writer_->Bind(del, 1, collection);
   writer_->Bind(del, 2, doc.id);
@@ -310,15 +312,7 @@ Status SqliteStore::Delete(std::string_view collection, std::string_view id,
   writer_->Bind(s, 2, id);
   writer_->Bind(s, 3, expected_version);
   writer_->Step(s);
-  if (writer_->Changes() == 0) {
-    auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
-    writer_->Bind(q, 1, collection);
-    writer_->Bind(q, 2, id);
-    const bool exists = writer_->Step(q) == SQLITE_ROW;
-    sqlite3_reset(q);
-    if (!exists) return Error::NotFound("no such document");
-    return Error::Make(ErrorCode::kConflict, "the document was changed concurrently");
-  }
+  if (writer_->Changes() == 0) return MissingOrStale(collection, id);
   auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
   writer_->Bind(del, 1, collection);
   writer_->Bind(del, 2, id);

@@ -57,6 +57,9 @@ class SqliteStore final : public DocumentStore {
  private:
   bool IsUnique(std::string_view collection, const std::string& key) const;
   const CollectionSpec& Spec(std::string_view collection) const;
+  // Why a conditional write changed no row: the document is missing (kNotFound)
+  // or its version moved on (kConflict). Caller holds write_mu_.
+  Error MissingOrStale(std::string_view collection, std::string_view id);
   // Writes doc's keys; returns the name of a unique key already taken.
   std::optional<std::string> WriteKeys(Conn& c, std::string_view collection, const Document& doc);
 
