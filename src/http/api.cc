@@ -223,11 +223,11 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
     try {
       res = match->handler(ctx);
     } catch (...) {
-      idempotency_.Finish(*outcome.claim, req, Problem(500, "internal", "Internal error", ""));
+      idempotency_.Finish(*outcome.claim, Problem(500, "internal", "Internal error", ""));
       throw;
     }
     StampProblem(res, request_id);
-    idempotency_.Finish(*outcome.claim, req, res);
+    idempotency_.Finish(*outcome.claim, res);
     return res;
   }
   return match->handler(ctx);

@@ -105,13 +105,13 @@ Idempotency::Outcome Idempotency::Begin(std::string_view scope, std::string_view
     if (existing) {
       auto v = store_.Replace(kIdempotencyCollection, doc, existing->version);
       if (v) {
-        out.claim = Claim{record_id, *v, suffix};
+        out.claim = Claim{record_id, *v, suffix, doc.body};
         return out;
       }
     } else {
       Status s = store_.Insert(kIdempotencyCollection, doc);
       if (s) {
-        out.claim = Claim{record_id, 1, suffix};
+        out.claim = Claim{record_id, 1, suffix, doc.body};
         return out;
       }
     }
@@ -122,16 +122,13 @@ Idempotency::Outcome Idempotency::Begin(std::string_view scope, std::string_view
   return out;
 }
 
-void Idempotency::Finish(const Claim& claim, const Request& req, const Response& res) {
+void Idempotency::Finish(const Claim& claim, const Response& res) {
   if (res.status >= 500) {
     (void)store_.Delete(kIdempotencyCollection, claim.record_id, claim.version);
     return;
   }
-  auto existing = store_.Get(kIdempotencyCollection, claim.record_id);
-  if (!existing || existing->version != claim.version) return;  // taken over meanwhile
-  json::object rec = json::parse(existing->body).as_object();
+  json::object rec = json::parse(claim.pending_body).as_object();
   rec["state"] = "done";
-  rec["request_hash"] = RequestHash(req);
   rec["status"] = res.status;
   rec["content_type"] = res.content_type;
   // A secret shown once (a new API key) is never stored: the replay carries the

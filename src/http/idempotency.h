@@ -38,6 +38,7 @@ class Idempotency {
     std::string record_id;
     int64_t version = 0;
     std::string reserved_suffix;  // ULID part of the id the request will create
+    std::string pending_body;     // the record as claimed, completed by Finish
   };
   // Either a claim to run the request, or the answer to send right away
   // (a replay, 409 while in progress, 422 for a reused key, 400 for a bad key).
@@ -48,7 +49,8 @@ class Idempotency {
 
   Outcome Begin(std::string_view scope, std::string_view key, const Request& req);
   // Stores the answer (or, for a 5xx, releases the key so a retry can run).
-  void Finish(const Claim& claim, const Request& req, const Response& res);
+  // A claim taken over by another request meanwhile is left alone.
+  void Finish(const Claim& claim, const Response& res);
 
  private:
   storage::DocumentStore& store_;

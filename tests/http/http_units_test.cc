@@ -115,7 +115,7 @@ TEST_F(IdempotencyTest, ReplaysSameRequestRefusesDifferentOne) {
   Response res;
   res.status = 201;
   res.body = R"({"id":"tnt_1","secret":"caas_sk_abc"})";
-  idem_.Finish(*first.claim, Post("{}"), res);
+  idem_.Finish(*first.claim, res);
   auto replay = idem_.Begin("key_a", "k1", Post("{}"));
   ASSERT_TRUE(replay.answer.has_value());
   EXPECT_EQ(replay.answer->status, 201);
@@ -131,7 +131,7 @@ TEST_F(IdempotencyTest, ServerErrorsReleaseTheKey) {
   auto first = idem_.Begin("key_a", "k2", Post("{}"));
   Response res;
   res.status = 503;
-  idem_.Finish(*first.claim, Post("{}"), res);
+  idem_.Finish(*first.claim, res);
   auto retry = idem_.Begin("key_a", "k2", Post("{}"));
   EXPECT_TRUE(retry.claim.has_value());
 }
