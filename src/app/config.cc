@@ -81,6 +81,9 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       } else if (key == "log_level" && kv.value().is_string()) {
         c.log_level = std::string(kv.value().as_string());
         if (Status s = CheckLevel(c.log_level, where); !s) return s.error();
+      } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
+                 kv.value().as_int64() <= 400) {
+        c.late_window_days = static_cast<int>(kv.value().as_int64());
       } else if (key == "max_body_bytes" && kv.value().is_int64() &&
                  kv.value().as_int64() >= 1024 && kv.value().as_int64() <= (64 << 20)) {
         c.max_body_bytes = static_cast<size_t>(kv.value().as_int64());
@@ -88,7 +91,7 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
         return Error::Invalid(where,
                               "is not a known setting or has the wrong type "
                               "(listen, data_dir, log_level: strings; threads, "
-                              "max_body_bytes: integers)");
+                              "max_body_bytes, late_window_days (1..400): integers)");
       }
     }
   }
@@ -108,6 +111,15 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
     c.log_level = *v;
   }
   if (auto* v = from_env("CAAS_BILLING_ADMIN_KEY")) c.admin_key = *v;
+  if (auto* v = from_env("CAAS_BILLING_LATE_WINDOW_DAYS")) {
+    char* end = nullptr;
+    const long days = std::strtol(v->c_str(), &end, 10);
+    if (*end != '\0' || days < 1 || days > 400) {
+      return Error::Invalid("CAAS_BILLING_LATE_WINDOW_DAYS",
+                            "must be a whole number from 1 to 400");
+    }
+    c.late_window_days = static_cast<int>(days);
+  }
   if (flags.listen) c.listen = *flags.listen;
   if (flags.data_dir) c.data_dir = *flags.data_dir;
   if (flags.threads) {

@@ -33,7 +33,7 @@ int Fail(const std::string& what) {
 
 int Serve(const Config& config) {
   SetMinLogLevel(LevelFromName(config.log_level));
-  App app(config, /*migrate=*/true);
+  App app(config, /*migrate=*/true, /*metering=*/true);
   auto admin = app.keys().EnsureAdminKey(config.admin_key);
   if (!admin) return Fail(admin.error().field + " " + admin.error().message);
   if (admin->has_value()) {
@@ -44,13 +44,20 @@ int Serve(const Config& config) {
               << std::flush;
   }
   auto listen = ParseListen(config.listen);
-  http::Services services{app.store(), app.clock(), app.ids(), app.tenants(), app.keys()};
+  http::Services services{app.store(),          app.clock(), app.ids(),
+                          app.tenants(),        app.keys(),  &app.metering(),
+                          &app.billing_events()};
   http::Api api(services);
   http::ServerOptions opts;
   opts.host = listen->first;
   opts.port = listen->second;
   opts.threads = config.threads;
   opts.max_body_bytes = config.max_body_bytes;
+  // Bulk ingest takes up to 10 MiB (metering::kMaxRequestBytes).
+  opts.largest_body_bytes = metering::kMaxRequestBytes;
+  opts.body_limit_for = [max = config.max_body_bytes](std::string_view target) {
+    return target.substr(0, target.find('?')) == "/v1/events" ? metering::kMaxRequestBytes : max;
+  };
   opts.stop_on_signals = true;
   http::HttpServer server(
       opts, [&api](http::Request& r) { return api.Handle(r); },

@@ -11,6 +11,13 @@ size_t CodePointCount(std::string_view utf8) {
 }
 
 bool HasControlCharacters(std::string_view utf8) {
+  // Fast path (vectorizable): no byte below 0x20, no DEL, no 0xC2 lead byte.
+  bool suspect = false;
+  for (const char ch : utf8) {
+    const auto c = static_cast<unsigned char>(ch);
+    suspect |= (c < 0x20) | (c == 0x7F) | (c == 0xC2);
+  }
+  if (!suspect) return false;
   for (size_t i = 0; i < utf8.size(); ++i) {
     const auto c = static_cast<unsigned char>(utf8[i]);
     if (c < 0x20 || c == 0x7F) return true;

@@ -84,14 +84,16 @@ Api::Api(Services services) : s_(services), idempotency_(s_.store, s_.clock, s_.
     return r;
   });
   AddTenantRoutes(*this, s_);
+  AddMeteringRoutes(*this, s_);
   unmatched_metric_ = metrics_.RegisterRoute("*", "unmatched");
 }
 
-void Api::Add(std::string method, std::string pattern, Access access, RouteHandler handler) {
+void Api::Add(std::string method, std::string pattern, Access access, RouteHandler handler,
+              bool log_success) {
   const size_t metric = metrics_.RegisterRoute(method, pattern);
   auto segments = Split(pattern);
   routes_.push_back(Route{std::move(method), std::move(pattern), std::move(segments), access,
-                          std::move(handler), metric});
+                          std::move(handler), metric, log_success});
 }
 
 std::vector<Api::RouteInfo> Api::Routes() const {
@@ -115,9 +117,10 @@ Response Api::Handle(Request& req) {
   const auto start = std::chrono::steady_clock::now();
   const std::string request_id = RequestIdFor(req, s_.ids);
   size_t metric = unmatched_metric_;
+  bool log_success = true;
   Response res;
   try {
-    res = Dispatch(req, request_id, &metric);
+    res = Dispatch(req, request_id, &metric, &log_success);
   } catch (const storage::StorageError& e) {
     Log(LogLevel::kError, "storage failure",
         {{"request_id", request_id}, {"error", std::string_view(e.what())}});
@@ -135,6 +138,7 @@ Response Api::Handle(Request& req) {
                       std::chrono::steady_clock::now() - start)
                       .count();
   metrics_.Observe(metric, res.status, us);
+  if (!log_success && res.status < 400) return res;
   Log(LogLevel::kInfo, "request",
       {{"request_id", request_id},
        {"method", req.method},
@@ -144,7 +148,8 @@ Response Api::Handle(Request& req) {
   return res;
 }
 
-Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metric) {
+Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metric,
+                       bool* log_success) {
   const auto segments = Split(req.path);
   const Route* match = nullptr;
   std::map<std::string, std::string, std::less<>> params;
@@ -183,6 +188,7 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
     return ProblemForStatus(404, "no route for " + req.method + " " + req.path);
   }
   *metric = match->metric;
+  *log_success = match->log_success;
 
   Context ctx{req, std::move(params), {tenants::KeyKind::kTenant, "", ""}, request_id, "", s_.ids};
   if (match->access != Access::kPublic) {

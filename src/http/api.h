@@ -19,6 +19,13 @@
 #include "tenants/api_keys.h"
 #include "tenants/tenant_service.h"
 
+namespace caas::metering {
+class MeteringEngine;
+}
+namespace caas::events {
+class BillingEventRecorder;
+}
+
 namespace caas::http {
 
 enum class Access {
@@ -48,6 +55,8 @@ struct Services {
   IdGenerator& ids;
   tenants::TenantService& tenants;
   tenants::ApiKeyService& keys;
+  metering::MeteringEngine* metering = nullptr;            // not needed to list routes
+  events::BillingEventRecorder* billing_events = nullptr;  // idem
 };
 
 class Api {
@@ -68,7 +77,10 @@ class Api {
   };
   std::vector<RouteInfo> Routes() const;
 
-  void Add(std::string method, std::string pattern, Access access, RouteHandler handler);
+  // `log_success`: false for high-rate routes (ingest, quota checks), whose
+  // successful requests are counted in /metrics but not logged one by one.
+  void Add(std::string method, std::string pattern, Access access, RouteHandler handler,
+           bool log_success = true);
 
  private:
   struct Route {
@@ -78,8 +90,9 @@ class Api {
     Access access;
     RouteHandler handler;
     size_t metric;
+    bool log_success;
   };
-  Response Dispatch(Request& req, const std::string& request_id, size_t* metric);
+  Response Dispatch(Request& req, const std::string& request_id, size_t* metric, bool* log_success);
 
   Services s_;
   Idempotency idempotency_;
@@ -100,6 +113,7 @@ std::optional<Response> ReadPageParams(const Request& req, std::string_view pref
                                        PageParams* out);
 
 void AddTenantRoutes(Api& api, Services s);
+void AddMeteringRoutes(Api& api, Services s);
 
 }  // namespace caas::http
 

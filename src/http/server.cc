@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -131,7 +132,11 @@ class Session : public std::enable_shared_from_this<Session> {
     busy_ = false;
     if (server_.stopping()) return Close();
     parser_.emplace();
-    parser_->body_limit(server_.options().max_body_bytes);
+    // Beast checks Content-Length against the limit while parsing the header,
+    // before the target is known: start with the largest limit, then narrow
+    // it to the route's in OnHeader.
+    body_limit_ = std::max(server_.options().max_body_bytes, server_.options().largest_body_bytes);
+    parser_->body_limit(body_limit_);
     parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
     stream_.expires_after(server_.options().idle_timeout);
     // The first byte makes the connection busy: from then on a shutdown waits
@@ -144,6 +149,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     busy_ = true;
+    body_limit_ = server_.options().max_body_bytes;
+    if (server_.options().body_limit_for) {
+      const auto target = parser_->get().target();
+      body_limit_ =
+          server_.options().body_limit_for(std::string_view(target.data(), target.size()));
+    }
+    if (auto length = parser_->content_length(); length && *length > body_limit_) {
+      return OnReadError(bhttp::error::body_limit);
+    }
+    parser_->body_limit(body_limit_);
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec2, size_t) { self->OnRead(ec2); });
@@ -156,8 +171,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return Close();
     }
     if (ec == bhttp::error::body_limit) {
-      return WriteError(413, "the request body exceeds " +
-                                 std::to_string(server_.options().max_body_bytes) + " bytes");
+      return WriteError(413, "the request body exceeds " + std::to_string(body_limit_) + " bytes");
     }
     if (ec == bhttp::error::header_limit) {
       return WriteError(431, "the request headers exceed " +
@@ -251,6 +265,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool busy_ = false;  // only touched on this session's strand of execution
   bool linger_ = false;
   size_t lingered_bytes_ = 0;
+  size_t body_limit_ = 0;
   std::chrono::steady_clock::time_point linger_deadline_;
 };
 

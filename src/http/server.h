@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "http/message.h"
 
@@ -24,6 +25,10 @@ struct ServerOptions {
   uint16_t port = 8080;  // 0: pick a free port (see HttpServer::port())
   int threads = 2;
   size_t max_body_bytes = 1 << 20;
+  // A larger limit for some request targets (bulk ingest), at most
+  // `largest_body_bytes`.
+  std::function<size_t(std::string_view target)> body_limit_for;
+  size_t largest_body_bytes = 0;
   size_t max_header_bytes = 16 << 10;
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds shutdown_grace{15};

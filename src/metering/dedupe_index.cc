@@ -1,74 +1,115 @@
 #include "metering/dedupe_index.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
+#include <new>
+#include <stdexcept>
 
 namespace caas::metering {
 namespace {
-constexpr size_t kChunkBytes = 4 << 20;
-constexpr size_t kInitialSlots = 1 << 16;
-uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 32); }
+constexpr size_t kInitialSlots = 1 << 10;
+// A slot's position comes from the tag's low bits, so that a shard can grow
+// without reading the entries (random memory accesses); the shard from the
+// top byte.
+uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 8); }
+size_t ShardOf(uint64_t hash) { return hash >> 56; }
 }  // namespace
 
-DedupeIndex::DedupeIndex()
-    : slots_(kInitialSlots, Slot{0, 0}), mask_(kInitialSlots - 1), chunk_used_(kChunkBytes) {}
+Chunk::Chunk(size_t bytes) : data_(nullptr), bytes_(bytes) {
+  if (bytes == 0) return;
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  data_ = static_cast<char*>(p);
+}
+Chunk::~Chunk() {
+  if (data_) ::munmap(data_, bytes_);
+}
+Chunk::Chunk(Chunk&& other) noexcept : data_(other.data_), bytes_(other.bytes_) {
+  other.data_ = nullptr;
+}
+Chunk& Chunk::operator=(Chunk&& other) noexcept {
+  std::swap(data_, other.data_);
+  std::swap(bytes_, other.bytes_);
+  return *this;
+}
+
+DedupeIndex::DedupeIndex() : chunk_used_(kChunkBytes) {
+  for (Shard& s : shards_) {
+    s.memory = Chunk(kInitialSlots * sizeof(Slot));  // zeroed: all empty
+    s.slots = reinterpret_cast<Slot*>(s.memory.data());
+    s.mask = kInitialSlots - 1;
+  }
+}
+
+void DedupeIndex::Prefetch(uint64_t hash) const {
+  const Shard& s = shards_[ShardOf(hash)];
+  __builtin_prefetch(&s.slots[Tag(hash) & s.mask]);
+}
 
 uint32_t DedupeIndex::Find(uint64_t hash, std::string_view key) const {
+  const Shard& s = shards_[ShardOf(hash)];
   const uint32_t tag = Tag(hash);
-  for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.entry_plus1 == 0) return kNone;
-    if (s.tag != tag) continue;
-    const DedupeEntry& e = entries_[s.entry_plus1 - 1];
-    if (e.hash == hash && this->key(e) == key) return s.entry_plus1 - 1;
+  for (uint64_t i = tag & s.mask;; i = (i + 1) & s.mask) {
+    const Slot& slot = s.slots[i];
+    if (slot.ref == 0) return kNone;
+    if (slot.tag != tag) continue;
+    const DedupeEntry& e = *At(slot.ref);
+    if (e.hash == hash && DedupeIndex::key(e) == key) return slot.ref;
   }
 }
 
 uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
-  if ((entries_.size() + 1) * 4 > slots_.size() * 3) Grow();
-  const auto n = static_cast<uint32_t>(entries_.size());
-  entries_.push_back(
-      DedupeEntry{hash, lsn, fp, StoreKey(key), static_cast<uint32_t>(key.size()), 0});
-  for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
-    if (slots_[i].entry_plus1 == 0) {
-      slots_[i] = Slot{Tag(hash), n + 1};
-      return n;
+  Shard& s = shards_[ShardOf(hash)];
+  if ((s.count + 1) * 2 > s.mask + 1) Grow(s);
+  const size_t bytes = (sizeof(DedupeEntry) + key.size() + 7) & ~size_t{7};
+  if (chunk_used_ + bytes > kChunkBytes) {
+    if ((chunks_.size() + 1) * kChunkBytes / 8 > UINT32_MAX)
+      throw std::length_error("dedupe index full");
+    chunks_.emplace_back(kChunkBytes);
+    chunk_used_ = chunks_.size() == 1 ? 8 : 0;  // reference 0 means "empty"
+  }
+  const uint64_t off = (chunks_.size() - 1) * kChunkBytes + chunk_used_;
+  chunk_used_ += bytes;
+  const auto ref = static_cast<uint32_t>(off / 8);
+  DedupeEntry* e = At(ref);
+  *e = DedupeEntry{hash, lsn, fp, 0, static_cast<uint32_t>(key.size())};
+  std::memcpy(e + 1, key.data(), key.size());
+  ++count_;
+  ++s.count;
+  for (uint64_t i = Tag(hash) & s.mask;; i = (i + 1) & s.mask) {
+    if (s.slots[i].ref == 0) {
+      s.slots[i] = Slot{Tag(hash), ref};
+      return ref;
     }
   }
 }
 
-void DedupeIndex::Grow() {
-  std::vector<Slot> bigger(slots_.size() * 2, Slot{0, 0});
-  const uint64_t mask = bigger.size() - 1;
-  for (uint32_t n = 0; n < entries_.size(); ++n) {
-    for (uint64_t i = entries_[n].hash & mask;; i = (i + 1) & mask) {
-      if (bigger[i].entry_plus1 == 0) {
-        bigger[i] = Slot{Tag(entries_[n].hash), n + 1};
+void DedupeIndex::Grow(Shard& s) {
+  const size_t size = (s.mask + 1) * 2;
+  Chunk memory(size * sizeof(Slot));  // zeroed: all empty
+  Slot* bigger = reinterpret_cast<Slot*>(memory.data());
+  const uint64_t mask = size - 1;
+  for (uint64_t j = 0; j <= s.mask; ++j) {
+    const Slot old = s.slots[j];
+    if (old.ref == 0) continue;
+    for (uint64_t i = old.tag & mask;; i = (i + 1) & mask) {
+      if (bigger[i].ref == 0) {
+        bigger[i] = old;
         break;
       }
     }
   }
-  slots_.swap(bigger);
-  mask_ = mask;
-}
-
-uint64_t DedupeIndex::StoreKey(std::string_view key) {
-  if (chunk_used_ + key.size() > kChunkBytes) {
-    chunks_.push_back(std::make_unique<char[]>(kChunkBytes));
-    chunk_used_ = 0;
-  }
-  const uint64_t ref = (chunks_.size() - 1) * kChunkBytes + chunk_used_;
-  std::memcpy(chunks_.back().get() + chunk_used_, key.data(), key.size());
-  chunk_used_ += key.size();
-  return ref;
-}
-
-std::string_view DedupeIndex::key(const DedupeEntry& e) const {
-  return {chunks_[e.key_ref / kChunkBytes].get() + e.key_ref % kChunkBytes, e.key_len};
+  s.memory = std::move(memory);
+  s.slots = bigger;
+  s.mask = mask;
 }
 
 size_t DedupeIndex::MemoryBytes() const {
-  return slots_.capacity() * sizeof(Slot) + entries_.capacity() * sizeof(DedupeEntry) +
-         chunks_.size() * kChunkBytes;
+  size_t slots = 0;
+  for (const Shard& s : shards_) slots += (s.mask + 1) * sizeof(Slot);
+  return slots + chunks_.size() * kChunkBytes;
 }
 
 }  // namespace caas::metering

@@ -23,13 +23,12 @@ int64_t DayOf(Instant t) {
   return us >= 0 ? us / kMicrosPerDay : -((-us + kMicrosPerDay - 1) / kMicrosPerDay);
 }
 
-// Key bytes: tenant, source and id joined by U+001F, which none of them may
-// contain (control characters are rejected).
-void BuildKey(std::string* out, std::string_view tenant, std::string_view source,
-              std::string_view id) {
+// Key bytes: the tenant's number (4 bytes, see TenantRef), then source and id
+// joined by U+001F, which neither may contain (control characters are
+// rejected).
+void BuildKey(std::string* out, uint32_t tenant_ref, std::string_view source, std::string_view id) {
   out->clear();
-  out->append(tenant);
-  out->push_back('\x1f');
+  out->append(reinterpret_cast<const char*>(&tenant_ref), sizeof tenant_ref);
   out->append(source);
   out->push_back('\x1f');
   out->append(id);
@@ -226,7 +225,7 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
   auto d = Decode(payload);
   if (!d) throw LogCorruption("undecodable event record at LSN " + std::to_string(lsn));
   std::string key;
-  BuildKey(&key, d->event.tenant, d->event.source, d->event.id);
+  BuildKey(&key, TenantRef(d->event.tenant), d->event.source, d->event.id);
   const uint64_t hash = XXH3_64bits_withSeed(key.data(), key.size(), kHashSeed);
   {
     std::lock_guard lock(known_mu_);
@@ -247,6 +246,16 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
     Apply(Op{true, std::move(d->event), d->voided_at, std::move(d->actor), std::move(d->reason)},
           false);
   }
+}
+
+uint32_t MeteringEngine::TenantRef(std::string_view tenant) {
+  {
+    std::shared_lock lock(refs_mu_);
+    if (auto it = refs_.find(tenant); it != refs_.end()) return it->second;
+  }
+  std::unique_lock lock(refs_mu_);
+  auto [it, added] = refs_.try_emplace(std::string(tenant), static_cast<uint32_t>(refs_.size()));
+  return it->second;
 }
 
 bool MeteringEngine::KnownTenant(std::string_view tenant) {
@@ -273,6 +282,7 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
   prep.reserve(events.size());
   std::string keys, framed, key, payload;
   std::string_view last_tenant;
+  uint32_t last_ref = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     if (!events[i].event) {
       out[i] = Outcome{OutcomeKind::kRejected, events[i].field, events[i].reason};
@@ -298,8 +308,9 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
         continue;
       }
       last_tenant = ev.tenant;
+      last_ref = TenantRef(ev.tenant);
     }
-    BuildKey(&key, ev.tenant, ev.source, ev.id);
+    BuildKey(&key, last_ref, ev.source, ev.id);
     Prepared p{i,
                XXH3_64bits_withSeed(key.data(), key.size(), kHashSeed),
                FingerprintOf(ev),
@@ -320,7 +331,11 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
   {
     std::lock_guard lock(ingest_mu_);
     bool appended = false;
-    for (const Prepared& p : prep) {
+    constexpr size_t kAhead = 8;
+    for (size_t j = 0; j < std::min(kAhead, prep.size()); ++j) dedupe_.Prefetch(prep[j].hash);
+    for (size_t j = 0; j < prep.size(); ++j) {
+      const Prepared& p = prep[j];
+      if (j + kAhead < prep.size()) dedupe_.Prefetch(prep[j + kAhead].hash);
       std::string_view k(keys.data() + p.key_off, p.key_len);
       uint32_t n = dedupe_.Find(p.hash, k);
       if (n != DedupeIndex::kNone) {
@@ -677,7 +692,7 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
                                         std::string_view id, std::string_view actor,
                                         std::string_view reason) {
   std::string key;
-  BuildKey(&key, tenant, source, id);
+  BuildKey(&key, TenantRef(tenant), source, id);
   const uint64_t hash = XXH3_64bits_withSeed(key.data(), key.size(), kHashSeed);
   uint64_t lsn;
   {

@@ -205,6 +205,9 @@ class MeteringEngine {
   TenantState* Find(std::string_view tenant) const;
   TenantState* FindOrCreate(std::string_view tenant);
   bool KnownTenant(std::string_view tenant);
+  // A small number per tenant, used in dedupe keys instead of the id text
+  // (saves memory per event). Assigned on first sight; not persisted.
+  uint32_t TenantRef(std::string_view tenant);
   void LoadTerms(TenantState& t);
   void FlushLoop();
   void Apply(const Op& op, bool emit_thresholds);
@@ -237,6 +240,8 @@ class MeteringEngine {
   mutable std::shared_mutex tenants_mu_;
   std::unordered_map<std::string, std::unique_ptr<TenantState>, StringHash, std::equal_to<>>
       tenants_;
+  std::shared_mutex refs_mu_;
+  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> refs_;
   std::mutex known_mu_;
   std::unordered_set<std::string, StringHash, std::equal_to<>> known_;
 

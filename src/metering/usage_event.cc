@@ -82,8 +82,10 @@ std::string_view TypeName(dom::element_type t) {
 }
 
 // Reads a bounded, non-empty text attribute without control characters.
+// `exact`: the value is compared with fixed text or parsed strictly after
+// (specversion, type, time), so the control character scan is skipped.
 bool ReadText(dom::element value, std::string_view name, size_t max_bytes, std::string* out,
-              ParsedEvent* reject) {
+              ParsedEvent* reject, bool exact = false) {
   std::string_view s;
   if (value.get_string().get(s) != simdjson::SUCCESS) {
     *reject =
@@ -98,7 +100,7 @@ bool ReadText(dom::element value, std::string_view name, size_t max_bytes, std::
     *reject = Reject(std::string(name), "must be at most " + std::to_string(max_bytes) + " bytes");
     return false;
   }
-  if (HasControlCharacters(s)) {
+  if (!exact && HasControlCharacters(s)) {
     *reject = Reject(std::string(name), "must not contain control characters");
     return false;
   }
@@ -143,7 +145,7 @@ ParsedEvent ParseOne(dom::element element, const ParseOptions& options) {
     if (seen_count < seen.size()) seen[seen_count++] = key;
     if (key == "specversion") {
       std::string v;
-      if (!ReadText(value, key, 8, &v, &reject)) return reject;
+      if (!ReadText(value, key, 8, &v, &reject, true)) return reject;
       if (v != "1.0") return Reject("specversion", "must be \"1.0\"");
       has_spec = true;
     } else if (key == "id") {
@@ -156,10 +158,10 @@ ParsedEvent ParseOne(dom::element element, const ParseOptions& options) {
       }
       has_source = true;
     } else if (key == "type") {
-      if (!ReadText(value, key, 64, &type_name, &reject)) return reject;
+      if (!ReadText(value, key, 64, &type_name, &reject, true)) return reject;
       has_type = true;
     } else if (key == "time") {
-      if (!ReadText(value, key, 64, &time_text, &reject)) return reject;
+      if (!ReadText(value, key, 64, &time_text, &reject, true)) return reject;
       auto t = ParseRfc3339(time_text);
       if (!t) return Reject("time", "must be an RFC 3339 date-time: " + t.error().message);
       ev.time = *t;
