@@ -5,6 +5,7 @@
 
 #include "app/app.h"
 #include "app/config.h"
+#include "app/metering_cli.h"
 #include "core/log.h"
 #include "http/api.h"
 #include "http/server.h"
@@ -89,14 +90,14 @@ int Main(int argc, char** argv) {
   Overrides flags;
   cli.add_option("--config", config_file,
                  "JSON config file (keys: listen, data_dir, threads, "
-                 "log_level, max_body_bytes)");
+                 "log_level, max_body_bytes, late_window_days)");
   cli.add_option("--data-dir", flags.data_dir,
                  "data directory [env CAAS_BILLING_DATA_DIR] (./data)");
 
   auto* serve = cli.add_subcommand("serve", "run the HTTP API");
   serve->add_option("--listen", flags.listen,
                     "HOST:PORT [env CAAS_BILLING_LISTEN] (127.0.0.1:8080)");
-  serve->add_option("--threads", flags.threads, "I/O threads [env CAAS_BILLING_THREADS] (2)");
+  serve->add_option("--threads", flags.threads, "I/O threads [env CAAS_BILLING_THREADS] (8)");
   serve->add_option("--log-level", flags.log_level,
                     "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
 
@@ -114,6 +115,26 @@ int Main(int argc, char** argv) {
   auto* t_list = tenants_cmd->add_subcommand("list", "list tenants");
   auto* t_show = tenants_cmd->add_subcommand("show", "show one tenant");
   t_show->add_option("id", t_id, "tenant id")->required();
+
+  // Commands that talk to a running server.
+  IngestOptions ingest_opts;
+  std::string client_url, client_key, u_tenant;
+  bool u_json = false, no_progress = false;
+  auto add_client_options = [&](CLI::App* cmd) {
+    cmd->add_option("--url", client_url,
+                    "server URL [env CAAS_BILLING_URL] (http:// + the configured listen address)");
+    cmd->add_option("--key", client_key, "API key [env CAAS_BILLING_API_KEY]");
+  };
+  auto* ingest = cli.add_subcommand(
+      "ingest", "send usage events (NDJSON, one CloudEvent per line) to a running server");
+  ingest->add_option("file", ingest_opts.file, "NDJSON file, or - for standard input")->required();
+  ingest->add_option("--batch", ingest_opts.batch, "events per request (1..10000, default 5000)");
+  ingest->add_flag("--no-progress", no_progress, "no progress line on stderr");
+  add_client_options(ingest);
+  auto* usage = cli.add_subcommand("usage", "show a tenant's usage in the current period");
+  usage->add_option("tenant", u_tenant, "tenant id")->required();
+  usage->add_flag("--json", u_json, "print the API's JSON answer");
+  add_client_options(usage);
 
   auto* keys_cmd = cli.add_subcommand("keys", "manage API keys");
   keys_cmd->require_subcommand(1);
@@ -135,6 +156,22 @@ int Main(int argc, char** argv) {
   }
   auto config = LoadConfig(config_file, flags, ProcessEnvironment());
   if (!config) return Fail(config.error().field + " " + config.error().message);
+
+  if (*ingest || *usage) {
+    const auto env = ProcessEnvironment();
+    auto from_env = [&env](const char* name) {
+      auto it = env.find(name);
+      return it == env.end() ? std::string() : it->second;
+    };
+    if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
+    if (client_url.empty()) client_url = "http://" + config->listen;
+    if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
+    if (*usage) return RunUsage(client_url, client_key, u_tenant, u_json);
+    ingest_opts.url = client_url;
+    ingest_opts.key = client_key;
+    ingest_opts.progress = !no_progress;
+    return RunIngest(ingest_opts);
+  }
 
   try {
     if (*serve) return Serve(*config);
