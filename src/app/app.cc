@@ -32,6 +32,7 @@ App::App(const Config& config, bool migrate, bool metering) {
   metering::MeteringOptions options;
   options.dir = config.data_dir + "/events";
   options.late_window = std::chrono::hours(24) * config.late_window_days;
+  options.reserve_events = static_cast<size_t>(config.metering_reserve_events);
   metering_ = std::make_unique<metering::MeteringEngine>(
       options, *clock_, *plans_,
       [this](std::string_view tenant) { return tenants_->Get(tenant).ok(); },

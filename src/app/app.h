@@ -23,6 +23,8 @@ struct Config {
   // threads ingest 20% more than 4 on 2 cores).
   int threads = 8;
   int late_window_days = 35;
+  // Usage-event keys to reserve memory for at start (0: grow on demand).
+  int64_t metering_reserve_events = 0;
   size_t max_body_bytes = 1 << 20;
   std::string log_level = "info";
   std::optional<std::string> admin_key;  // CAAS_BILLING_ADMIN_KEY

@@ -84,6 +84,9 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
                  kv.value().as_int64() <= 400) {
         c.late_window_days = static_cast<int>(kv.value().as_int64());
+      } else if (key == "metering_reserve_events" && kv.value().is_int64() &&
+                 kv.value().as_int64() >= 0 && kv.value().as_int64() <= 2'000'000'000) {
+        c.metering_reserve_events = kv.value().as_int64();
       } else if (key == "max_body_bytes" && kv.value().is_int64() &&
                  kv.value().as_int64() >= 1024 && kv.value().as_int64() <= (64 << 20)) {
         c.max_body_bytes = static_cast<size_t>(kv.value().as_int64());
@@ -91,7 +94,8 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
         return Error::Invalid(where,
                               "is not a known setting or has the wrong type "
                               "(listen, data_dir, log_level: strings; threads, "
-                              "max_body_bytes, late_window_days (1..400): integers)");
+                              "max_body_bytes, late_window_days (1..400), "
+                              "metering_reserve_events: integers)");
       }
     }
   }
@@ -111,6 +115,15 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
     c.log_level = *v;
   }
   if (auto* v = from_env("CAAS_BILLING_ADMIN_KEY")) c.admin_key = *v;
+  if (auto* v = from_env("CAAS_BILLING_METERING_RESERVE_EVENTS")) {
+    char* end = nullptr;
+    const long long n = std::strtoll(v->c_str(), &end, 10);
+    if (*end != '\0' || n < 0 || n > 2'000'000'000) {
+      return Error::Invalid("CAAS_BILLING_METERING_RESERVE_EVENTS",
+                            "must be a whole number from 0 to 2000000000");
+    }
+    c.metering_reserve_events = n;
+  }
   if (auto* v = from_env("CAAS_BILLING_LATE_WINDOW_DAYS")) {
     char* end = nullptr;
     const long days = std::strtol(v->c_str(), &end, 10);

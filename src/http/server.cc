@@ -21,6 +21,18 @@ namespace {
 // small pieces (3x slower ingest, measured).
 constexpr size_t kReadBufferBytes = 64 << 10;
 constexpr size_t kMaxLingerBytes = 64 << 20;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::vector<std::unique_ptr<asio::io_context>> MakeContexts(int n) {
+  std::vector<std::unique_ptr<asio::io_context>> out;
+  for (int i = 0; i < std::max(1, n); ++i) out.push_back(std::make_unique<asio::io_context>(1));
+  return out;
+}
 }  // namespace
 
 class Session;
@@ -31,10 +43,12 @@ class HttpServer::Impl {
       : options_(std::move(options)),
         handler_(std::move(handler)),
         render_error_(std::move(render_error)),
-        acceptor_(io_),
-        signals_(io_),
-        grace_timer_(io_),
-        drain_timer_(io_) {}
+        ios_(MakeContexts(options_.threads)),
+        acceptor_(*ios_[0]),
+        signals_(*ios_[0]),
+        grace_timer_(*ios_[0]),
+        drain_timer_(*ios_[0]),
+        sweep_timer_(*ios_[0]) {}
 
   void Listen() {
     tcp::endpoint ep(asio::ip::make_address(options_.host), options_.port);
@@ -59,15 +73,17 @@ class HttpServer::Impl {
         if (!ec) DoStop();
       });
     }
+    for (auto& io : ios_) guards_.emplace_back(io->get_executor());
     Accept();
+    Sweep();
     std::vector<std::thread> threads;
-    for (int i = 1; i < options_.threads; ++i) threads.emplace_back([this] { io_.run(); });
-    io_.run();
+    for (size_t i = 1; i < ios_.size(); ++i) threads.emplace_back([this, i] { ios_[i]->run(); });
+    ios_[0]->run();
     for (auto& t : threads) t.join();
   }
 
   void Stop() {
-    asio::post(io_, [this] { DoStop(); });
+    asio::post(*ios_[0], [this] { DoStop(); });
   }
 
   bool stopping() const { return stopping_.load(std::memory_order_acquire); }
@@ -88,15 +104,28 @@ class HttpServer::Impl {
   void Accept();
   void DoStop();
   void PollDrained();
+  void Sweep();
+  void StopAll() {
+    for (auto& io : ios_) io->stop();
+  }
 
   ServerOptions options_;
   Handler handler_;
   ErrorRenderer render_error_;
-  asio::io_context io_;
+  // One io_context per thread, each run by its thread alone: a connection
+  // lives on one thread (no strands, no cross-thread wake-ups), and a handler
+  // that waits (an ingest group commit) holds up only its own thread's
+  // connections. Connections are dealt out round-robin.
+  std::vector<std::unique_ptr<asio::io_context>> ios_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  size_t next_io_ = 0;
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer grace_timer_;
   asio::steady_timer drain_timer_;
+  // Timeouts: instead of a timer per read and write (a measurable cost per
+  // request), sessions publish a deadline and this sweep closes the late.
+  asio::steady_timer sweep_timer_;
   std::atomic<bool> stopping_{false};
   std::mutex sessions_mu_;
   std::set<std::shared_ptr<Session>> sessions_;  // guarded by sessions_mu_
@@ -127,6 +156,20 @@ class Session : public std::enable_shared_from_this<Session> {
     });
   }
 
+  // Called by the sweep: closes the connection if its deadline has passed
+  // (idle keep-alive, or a request or answer too slow to move).
+  void CheckDeadline(int64_t now_ms) {
+    const int64_t d = deadline_ms_.load(std::memory_order_relaxed);
+    if (d == 0 || d > now_ms) return;
+    asio::post(stream_.get_executor(), [self = shared_from_this(), now_ms] {
+      const int64_t d2 = self->deadline_ms_.load(std::memory_order_relaxed);
+      if (d2 == 0 || d2 > now_ms) return;
+      boost::system::error_code ec;
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+      self->stream_.socket().close(ec);
+    });
+  }
+
  private:
   void Read() {
     busy_ = false;
@@ -138,7 +181,7 @@ class Session : public std::enable_shared_from_this<Session> {
     body_limit_ = std::max(server_.options().max_body_bytes, server_.options().largest_body_bytes);
     parser_->body_limit(body_limit_);
     parser_->header_limit(static_cast<uint32_t>(server_.options().max_header_bytes));
-    stream_.expires_after(server_.options().idle_timeout);
+    SetDeadline(server_.options().idle_timeout);
     // The first byte makes the connection busy: from then on a shutdown waits
     // for the answer.
     bhttp::async_read_header(
@@ -159,6 +202,20 @@ class Session : public std::enable_shared_from_this<Session> {
       return OnReadError(bhttp::error::body_limit);
     }
     parser_->body_limit(body_limit_);
+    // Usually the whole (small) request arrived with its header: finish it
+    // from the buffer, without another asynchronous operation.
+    if (!parser_->is_done() && parser_->content_length() &&
+        *parser_->content_length() <= buffer_.size()) {
+      parser_->eager(true);
+      beast::error_code put_ec;
+      while (!parser_->is_done() && buffer_.size() > 0) {
+        const size_t used = parser_->put(buffer_.data(), put_ec);
+        buffer_.consume(used);
+        if (put_ec || used == 0) break;
+      }
+      if (put_ec) return OnReadError(put_ec);
+    }
+    if (parser_->is_done()) return OnRead({});
     bhttp::async_read(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](beast::error_code ec2, size_t) { self->OnRead(ec2); });
@@ -182,6 +239,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnRead(beast::error_code ec) {
     if (ec) return OnReadError(ec);
+    deadline_ms_.store(0, std::memory_order_relaxed);  // the handler runs
     auto msg = parser_->release();
     Request req;
     req.method = std::string(msg.method_string());
@@ -217,7 +275,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool keep = keep_alive_ && !server_.stopping();
     out->keep_alive(keep);
     out->prepare_payload();
-    stream_.expires_after(server_.options().idle_timeout);
+    SetDeadline(server_.options().idle_timeout);
     bhttp::async_write(stream_, *out,
                        [self = shared_from_this(), out, keep](beast::error_code ec, size_t) {
                          if (!ec && self->linger_) return self->Linger();
@@ -233,12 +291,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Linger() {
     boost::system::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-    linger_deadline_ = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    SetDeadline(std::chrono::seconds(2));
     DrainSome();
   }
 
   void DrainSome() {
-    stream_.expires_at(linger_deadline_);
     buffer_.consume(buffer_.size());
     stream_.async_read_some(buffer_.prepare(kReadBufferBytes),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -250,7 +307,12 @@ class Session : public std::enable_shared_from_this<Session> {
                             });
   }
 
+  void SetDeadline(std::chrono::milliseconds after) {
+    deadline_ms_.store(NowMs() + after.count(), std::memory_order_relaxed);
+  }
+
   void Close() {
+    deadline_ms_.store(0, std::memory_order_relaxed);
     boost::system::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.socket().close(ec);
@@ -266,11 +328,12 @@ class Session : public std::enable_shared_from_this<Session> {
   bool linger_ = false;
   size_t lingered_bytes_ = 0;
   size_t body_limit_ = 0;
-  std::chrono::steady_clock::time_point linger_deadline_;
+  std::atomic<int64_t> deadline_ms_{0};  // steady ms; 0: none (handler running)
 };
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(asio::make_strand(io_), [this](beast::error_code ec, tcp::socket s) {
+  asio::io_context& io = *ios_[next_io_++ % ios_.size()];
+  acceptor_.async_accept(io, [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
     } else {
@@ -293,7 +356,7 @@ void HttpServer::Impl::DoStop() {
   for (auto& s : sessions) s->CloseIfIdle();
   grace_timer_.expires_after(options_.shutdown_grace);
   grace_timer_.async_wait([this](const boost::system::error_code& e) {
-    if (!e) io_.stop();
+    if (!e) StopAll();
   });
   PollDrained();
 }
@@ -309,11 +372,27 @@ void HttpServer::Impl::PollDrained() {
   if (empty) {
     boost::system::error_code ec;
     grace_timer_.cancel(ec);
+    sweep_timer_.cancel(ec);
+    for (auto& g : guards_) g.reset();  // each context returns once idle
     return;
   }
   drain_timer_.expires_after(std::chrono::milliseconds(20));
   drain_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (!ec) PollDrained();
+  });
+}
+
+void HttpServer::Impl::Sweep() {
+  std::vector<std::shared_ptr<Session>> sessions;
+  {
+    std::lock_guard lock(sessions_mu_);
+    sessions.assign(sessions_.begin(), sessions_.end());
+  }
+  const int64_t now = NowMs();
+  for (auto& s : sessions) s->CheckDeadline(now);
+  sweep_timer_.expires_after(std::chrono::milliseconds(250));
+  sweep_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) Sweep();
   });
 }
 

@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -13,14 +15,19 @@ constexpr size_t kInitialSlots = 1 << 10;
 // without reading the entries (random memory accesses); the shard from the
 // top byte.
 uint32_t Tag(uint64_t hash) { return static_cast<uint32_t>(hash >> 8); }
-size_t ShardOf(uint64_t hash) { return hash >> 56; }
+size_t ShardOf(uint64_t hash) { return hash >> (64 - 5); }  // 32 shards
 }  // namespace
 
-Chunk::Chunk(size_t bytes) : data_(nullptr), bytes_(bytes) {
+Chunk::Chunk(size_t bytes, bool populate) : data_(nullptr), bytes_(bytes) {
   if (bytes == 0) return;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) throw std::bad_alloc();
   ::madvise(p, bytes, MADV_HUGEPAGE);  // a hint; fine if refused
+  if (populate) {
+    // Writing is what allocates a page (reading maps the shared zero page).
+    const size_t step = 4096;
+    for (size_t off = 0; off < bytes; off += step) static_cast<volatile char*>(p)[off] = 0;
+  }
   data_ = static_cast<char*>(p);
 }
 Chunk::~Chunk() {
@@ -37,37 +44,87 @@ Chunk& Chunk::operator=(Chunk&& other) noexcept {
 
 DedupeIndex::DedupeIndex() : chunk_used_(kChunkBytes) {
   for (Shard& s : shards_) {
-    s.memory = Chunk(kInitialSlots * sizeof(Slot));  // zeroed: all empty
-    s.slots = reinterpret_cast<Slot*>(s.memory.data());
-    s.mask = kInitialSlots - 1;
+    s.cur.memory = Chunk(kInitialSlots * sizeof(Slot));  // zeroed: all empty
+    s.cur.slots = reinterpret_cast<Slot*>(s.cur.memory.data());
+    s.cur.mask = kInitialSlots - 1;
   }
+}
+
+void DedupeIndex::Reserve(size_t events, size_t key_bytes) {
+  const size_t per_shard = events / shards_.size() + 1;
+  size_t slots = kInitialSlots;
+  while (slots < per_shard * 2) slots *= 2;
+  for (Shard& s : shards_) {
+    if (s.count != 0 || s.cur.mask + 1 >= slots) continue;
+    Table t;
+    t.memory = Chunk(slots * sizeof(Slot), /*populate=*/true);
+    t.slots = reinterpret_cast<Slot*>(t.memory.data());
+    t.mask = slots - 1;
+    s.cur = std::move(t);
+  }
+  const size_t entry_bytes = (sizeof(DedupeEntry) + key_bytes + 7) & ~size_t{7};
+  const size_t chunks = events * entry_bytes / kChunkBytes + 1;
+  while (spare_chunks_.size() < chunks) spare_chunks_.emplace_back(kChunkBytes, true);
 }
 
 void DedupeIndex::Prefetch(uint64_t hash) const {
   const Shard& s = shards_[ShardOf(hash)];
-  __builtin_prefetch(&s.slots[Tag(hash) & s.mask]);
+  __builtin_prefetch(&s.cur.slots[Tag(hash) & s.cur.mask]);
 }
 
-uint32_t DedupeIndex::Find(uint64_t hash, std::string_view key) const {
-  const Shard& s = shards_[ShardOf(hash)];
+uint32_t DedupeIndex::Probe(const Table& t, uint64_t hash, std::string_view key,
+                            const DedupeIndex& index) {
   const uint32_t tag = Tag(hash);
-  for (uint64_t i = tag & s.mask;; i = (i + 1) & s.mask) {
-    const Slot& slot = s.slots[i];
+  for (uint64_t i = tag & t.mask;; i = (i + 1) & t.mask) {
+    const Slot& slot = t.slots[i];
     if (slot.ref == 0) return kNone;
     if (slot.tag != tag) continue;
-    const DedupeEntry& e = *At(slot.ref);
+    const DedupeEntry& e = *index.At(slot.ref);
     if (e.hash == hash && DedupeIndex::key(e) == key) return slot.ref;
   }
 }
 
+uint32_t DedupeIndex::Find(uint64_t hash, std::string_view key) const {
+  const Shard& s = shards_[ShardOf(hash)];
+  uint32_t ref = Probe(s.cur, hash, key, *this);
+  if (ref == kNone && s.old.slots != nullptr) ref = Probe(s.old, hash, key, *this);
+  return ref;
+}
+
+void DedupeIndex::Place(Table& t, Slot slot) {
+  for (uint64_t i = slot.tag & t.mask;; i = (i + 1) & t.mask) {
+    if (t.slots[i].ref == 0) {
+      t.slots[i] = slot;
+      return;
+    }
+  }
+}
+
+void DedupeIndex::Migrate(Shard& s, size_t slots) {
+  const uint64_t size = s.old.mask + 1;
+  const uint64_t stop = std::min<uint64_t>(size, s.migrated + slots);
+  for (; s.migrated < stop; ++s.migrated) {
+    const Slot slot = s.old.slots[s.migrated];
+    if (slot.ref != 0) Place(s.cur, slot);
+  }
+  if (s.migrated == size) s.old = Table{};  // frees the old table
+}
+
 uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
   Shard& s = shards_[ShardOf(hash)];
-  if ((s.count + 1) * 2 > s.mask + 1) Grow(s);
+  if (s.old.slots != nullptr) Migrate(s, 64);
+  if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
   const size_t bytes = (sizeof(DedupeEntry) + key.size() + 7) & ~size_t{7};
   if (chunk_used_ + bytes > kChunkBytes) {
-    if ((chunks_.size() + 1) * kChunkBytes / 8 > UINT32_MAX)
+    if ((chunks_.size() + 1) * kChunkBytes / 8 > UINT32_MAX) {
       throw std::length_error("dedupe index full");
-    chunks_.emplace_back(kChunkBytes);
+    }
+    if (spare_chunks_.empty()) {
+      chunks_.emplace_back(kChunkBytes);
+    } else {
+      chunks_.push_back(std::move(spare_chunks_.back()));
+      spare_chunks_.pop_back();
+    }
     chunk_used_ = chunks_.size() == 1 ? 8 : 0;  // reference 0 means "empty"
   }
   const uint64_t off = (chunks_.size() - 1) * kChunkBytes + chunk_used_;
@@ -78,38 +135,32 @@ uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, 
   std::memcpy(e + 1, key.data(), key.size());
   ++count_;
   ++s.count;
-  for (uint64_t i = Tag(hash) & s.mask;; i = (i + 1) & s.mask) {
-    if (s.slots[i].ref == 0) {
-      s.slots[i] = Slot{Tag(hash), ref};
-      return ref;
-    }
-  }
+  Place(s.cur, Slot{Tag(hash), ref});
+  return ref;
 }
 
+// Doubling again before the last migration ended cannot happen (a doubled
+// table takes count/2 more inserts to fill to half; the migration needs
+// size/64), but finish it first anyway to keep one old table at most.
 void DedupeIndex::Grow(Shard& s) {
-  const size_t size = (s.mask + 1) * 2;
-  Chunk memory(size * sizeof(Slot));  // zeroed: all empty
-  Slot* bigger = reinterpret_cast<Slot*>(memory.data());
-  const uint64_t mask = size - 1;
-  for (uint64_t j = 0; j <= s.mask; ++j) {
-    const Slot old = s.slots[j];
-    if (old.ref == 0) continue;
-    for (uint64_t i = old.tag & mask;; i = (i + 1) & mask) {
-      if (bigger[i].ref == 0) {
-        bigger[i] = old;
-        break;
-      }
-    }
-  }
-  s.memory = std::move(memory);
-  s.slots = bigger;
-  s.mask = mask;
+  if (s.old.slots != nullptr) Migrate(s, SIZE_MAX);
+  const size_t size = (s.cur.mask + 1) * 2;
+  Table bigger;
+  bigger.memory = Chunk(size * sizeof(Slot));  // zeroed: all empty
+  bigger.slots = reinterpret_cast<Slot*>(bigger.memory.data());
+  bigger.mask = size - 1;
+  s.old = std::move(s.cur);
+  s.cur = std::move(bigger);
+  s.migrated = 0;
 }
 
 size_t DedupeIndex::MemoryBytes() const {
   size_t slots = 0;
-  for (const Shard& s : shards_) slots += (s.mask + 1) * sizeof(Slot);
-  return slots + chunks_.size() * kChunkBytes;
+  for (const Shard& s : shards_) {
+    slots += (s.cur.mask + 1) * sizeof(Slot);
+    if (s.old.slots != nullptr) slots += (s.old.mask + 1) * sizeof(Slot);
+  }
+  return slots + (chunks_.size() + spare_chunks_.size()) * kChunkBytes;
 }
 
 }  // namespace caas::metering

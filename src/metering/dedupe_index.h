@@ -1,15 +1,16 @@
 // The exact dedupe index of usage events: (tenant, source, id) -> where the
 // event is in the log and a fingerprint of what it said.
 //
-// 256 shards (by the hash's top byte), each an open-addressing table with
+// 32 shards (by the hash's top bits), each an open-addressing table with
 // linear probing over 8-byte slots (a 32-bit hash tag and an entry number),
-// kept at most half full. Shards grow one at a time, so a resize moves 1/256
-// of the index and never stalls ingest for long. Entries keep the full 64-bit
-// hash and the key bytes, so a match is always confirmed on the whole key: no
-// probabilistic answers. Each entry is stored with its key right behind it
-// (one cache miss confirms a match) in an arena of 32 MiB chunks that are
-// never moved (no reallocation copies) and are backed by transparent huge pages
-// where the kernel allows (fewer page faults at millions of inserts per
+// kept at most half full and grown incrementally (see Shard). Shards this
+// large are backed by huge pages, which matters: every lookup of a new key is
+// a random access, and without huge pages each one also misses the TLB
+// (measured: ingest fell from 1.1M to 0.7M events/s as the index grew). Entries keep the full
+// 64-bit hash and the key bytes, so a match is always confirmed on the whole key: no probabilistic
+// answers. Each entry is stored with its key right behind it (one cache miss confirms a match) in
+// an arena of 32 MiB chunks that are never moved (no reallocation copies) and are backed by
+// transparent huge pages where the kernel allows (fewer page faults at millions of inserts per
 // second). The hash is seeded per process (no hash flooding).
 // Not thread-safe: the metering engine guards it with its ingest lock.
 #pragma once
@@ -41,7 +42,9 @@ struct DedupeEntry {
 // us (the kernel hands out zeroed pages).
 class Chunk {
  public:
-  explicit Chunk(size_t bytes);
+  // `populate`: fault every page in now (MAP_POPULATE), so that first use
+  // costs no page faults.
+  explicit Chunk(size_t bytes, bool populate = false);
   ~Chunk();
   Chunk(Chunk&& other) noexcept;
   Chunk& operator=(Chunk&& other) noexcept;
@@ -59,6 +62,11 @@ class DedupeIndex {
   static constexpr uint32_t kNone = 0;
 
   DedupeIndex();
+  // Sizes the tables and pre-faults the memory for `events` keys of about
+  // `key_bytes` each, so that ingesting them later neither grows a table nor
+  // takes page faults (on a VM, first-touch faults cost the ingest path up
+  // to a fifth of its CPU). Call before the first Insert.
+  void Reserve(size_t events, size_t key_bytes);
   // Starts loading the slot `hash` would probe first (software pipelining:
   // call it a few keys ahead of Find/Insert).
   void Prefetch(uint64_t hash) const;
@@ -79,12 +87,25 @@ class DedupeIndex {
     uint32_t tag;
     uint32_t ref;  // the entry's position in the arena / 8; 0: empty
   };
-  struct Shard {
+  struct Table {
     Chunk memory{0};
     Slot* slots = nullptr;
     uint64_t mask = 0;  // slot count - 1
+  };
+  // A shard grows incrementally: a doubled table takes new entries at once
+  // and the old one is copied over a few slots per insert (so no insert ever
+  // stalls on a whole rehash). Until the copy is done lookups also probe the
+  // old table, which stays intact (clearing its slots would cut probe chains).
+  struct Shard {
+    Table cur;
+    Table old;              // being migrated when old.slots != nullptr
+    uint64_t migrated = 0;  // old slots copied so far
     size_t count = 0;
   };
+  static uint32_t Probe(const Table& t, uint64_t hash, std::string_view key,
+                        const DedupeIndex& index);
+  static void Place(Table& t, Slot slot);
+  void Migrate(Shard& shard, size_t slots);
   static constexpr size_t kChunkBytes = 32 << 20;
   DedupeEntry* At(uint32_t ref) const {
     const uint64_t off = static_cast<uint64_t>(ref) * 8;
@@ -92,8 +113,9 @@ class DedupeIndex {
   }
   void Grow(Shard& shard);
 
-  std::array<Shard, 256> shards_;
-  std::vector<Chunk> chunks_;  // the arena: entries and their keys
+  std::array<Shard, 32> shards_;
+  std::vector<Chunk> chunks_;        // the arena: entries and their keys
+  std::vector<Chunk> spare_chunks_;  // reserved, not used yet
   size_t chunk_used_;
   size_t count_ = 0;
 };

@@ -202,10 +202,15 @@ MeteringEngine::~MeteringEngine() {
     stop_ = true;
   }
   work_cv_.notify_all();
-  if (flusher_.joinable()) flusher_.join();
+  if (flusher_.joinable()) flusher_.join();  // it stops the applier when done
+  if (applier_.joinable()) applier_.join();
 }
 
 void MeteringEngine::Open() {
+  if (options_.reserve_events > 0) {
+    // Tenant number + "/source" + U+001F + a 24-byte id, about.
+    dedupe_.Reserve(options_.reserve_events, 40);
+  }
   uint64_t records = 0;
   log_.Open([&](uint64_t lsn, std::string_view payload) {
     ReplayRecord(lsn, payload);
@@ -218,6 +223,7 @@ void MeteringEngine::Open() {
       {{"records", static_cast<int64_t>(records)},
        {"events", static_cast<int64_t>(dedupe_.size())},
        {"log_bytes", static_cast<int64_t>(next_lsn_)}});
+  applier_ = std::thread([this] { ApplyLoop(); });
   flusher_ = std::thread([this] { FlushLoop(); });
 }
 
@@ -236,7 +242,7 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
       throw LogCorruption("event recorded twice at LSN " + std::to_string(lsn));
     }
     dedupe_.Insert(hash, key, lsn, FingerprintOf(d->event));
-    Apply(Op{false, std::move(d->event), {}, {}, {}}, true);
+    Apply(Op{false, std::move(d->event), {}, {}, {}}, true, clock_.Now());
   } else {
     uint32_t n = dedupe_.Find(hash, key);
     if (n == DedupeIndex::kNone || (dedupe_.entry(n).flags & DedupeIndex::kVoided)) {
@@ -244,7 +250,7 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
     }
     dedupe_.entry(n).flags |= DedupeIndex::kVoided;
     Apply(Op{true, std::move(d->event), d->voided_at, std::move(d->actor), std::move(d->reason)},
-          false);
+          false, clock_.Now());
   }
 }
 
@@ -369,6 +375,9 @@ void MeteringEngine::WaitDurable(uint64_t lsn_end) {
   durable_cv_.wait(lock, [&] { return durable_lsn_ >= lsn_end; });
 }
 
+// Two stages, so that applying group N to the aggregates overlaps writing and
+// syncing group N+1: the flusher writes and fdatasyncs, the applier applies
+// and then wakes the requests (so an answered event is already visible).
 void MeteringEngine::FlushLoop() {
   std::string buf;
   std::vector<Op> ops;
@@ -377,18 +386,42 @@ void MeteringEngine::FlushLoop() {
     {
       std::unique_lock lock(ingest_mu_);
       work_cv_.wait(lock, [&] { return !pending_buf_.empty() || stop_; });
-      if (pending_buf_.empty()) return;  // stopping, nothing left
+      if (pending_buf_.empty()) break;  // stopping, nothing left
       buf.swap(pending_buf_);
       ops.swap(pending_ops_);
       end = next_lsn_;
     }
     log_.WriteAndSync(buf);
     buf.clear();
-    for (const Op& op : ops) Apply(op, true);
-    ops.clear();
+    {
+      std::lock_guard lock(apply_mu_);
+      apply_queue_.push_back(ApplyGroup{std::move(ops), end});
+    }
+    apply_cv_.notify_one();
+    ops = {};
+  }
+  {
+    std::lock_guard lock(apply_mu_);
+    apply_stop_ = true;
+  }
+  apply_cv_.notify_one();
+}
+
+void MeteringEngine::ApplyLoop() {
+  for (;;) {
+    ApplyGroup group;
+    {
+      std::unique_lock lock(apply_mu_);
+      apply_cv_.wait(lock, [&] { return !apply_queue_.empty() || apply_stop_; });
+      if (apply_queue_.empty()) return;
+      group = std::move(apply_queue_.front());
+      apply_queue_.pop_front();
+    }
+    const Instant now = clock_.Now();
+    for (const Op& op : group.ops) Apply(op, true, now);
     {
       std::lock_guard lock(durable_mu_);
-      durable_lsn_ = end;
+      durable_lsn_ = group.end;
     }
     durable_cv_.notify_all();
   }
@@ -437,7 +470,7 @@ MeteringEngine::PeriodAgg& MeteringEngine::PeriodOf(TenantState& t, Instant time
   return p;
 }
 
-void MeteringEngine::Apply(const Op& op, bool emit_thresholds) {
+void MeteringEngine::Apply(const Op& op, bool emit_thresholds, Instant now) {
   const UsageEvent& ev = op.event;
   TenantState& t = *FindOrCreate(ev.tenant);
   std::lock_guard lock(t.mu);
@@ -487,8 +520,7 @@ void MeteringEngine::Apply(const Op& op, bool emit_thresholds) {
       }
     }
   }
-  if (Us(p.period.start) == t.q_start.load(std::memory_order_relaxed) ||
-      p.period.Contains(clock_.Now())) {
+  if (Us(p.period.start) == t.q_start.load(std::memory_order_relaxed) || p.period.Contains(now)) {
     PublishQuota(t, p);
   }
 }

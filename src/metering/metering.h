@@ -5,8 +5,9 @@
 // validate; under one short lock each event's key (tenant, source, id) is
 // looked up in the dedupe index and, when new, claimed and its record
 // appended to the log buffer, in the same critical section; a single flusher
-// thread writes the buffer and fdatasyncs it (group commit), then applies the
-// events to the aggregates and wakes the requests. Ingest() returns only once
+// thread writes the buffer and fdatasyncs it (group commit); an applier thread
+// then applies the events to the aggregates (overlapping the next fsync) and
+// wakes the requests. Ingest() returns only once
 // every event it reports as accepted is durable, and duplicates of an event
 // still in flight wait for that event's fsync. If the write fails the process
 // ends (see EventLog): the claims, which live in memory, go with it, and a
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,6 +44,9 @@ struct MeteringOptions {
   std::chrono::microseconds late_window = std::chrono::hours(24 * 35);
   std::chrono::microseconds future_window = std::chrono::minutes(5);
   uint64_t segment_bytes = 256ull << 20;
+  // Memory to set aside at start for this many event keys (0: grow as
+  // needed). See DedupeIndex::Reserve.
+  size_t reserve_events = 0;
 };
 
 enum class OutcomeKind : uint8_t { kAccepted, kDuplicate, kConflict, kRejected };
@@ -209,8 +214,13 @@ class MeteringEngine {
   // (saves memory per event). Assigned on first sight; not persisted.
   uint32_t TenantRef(std::string_view tenant);
   void LoadTerms(TenantState& t);
+  struct ApplyGroup {
+    std::vector<Op> ops;
+    uint64_t end = 0;
+  };
   void FlushLoop();
-  void Apply(const Op& op, bool emit_thresholds);
+  void ApplyLoop();
+  void Apply(const Op& op, bool emit_thresholds, Instant now);
   PeriodAgg& PeriodOf(TenantState& t, Instant time);
   void PublishQuota(const TenantState& t, const PeriodAgg& p) const;
   void RefreshQuotaView(const TenantState& t, Instant now) const;
@@ -233,6 +243,11 @@ class MeteringEngine {
   uint64_t next_lsn_ = 0;
   bool stop_ = false;
 
+  std::mutex apply_mu_;
+  std::condition_variable apply_cv_;
+  std::deque<ApplyGroup> apply_queue_;
+  bool apply_stop_ = false;
+
   std::mutex durable_mu_;
   std::condition_variable durable_cv_;
   uint64_t durable_lsn_ = 0;
@@ -246,6 +261,7 @@ class MeteringEngine {
   std::unordered_set<std::string, StringHash, std::equal_to<>> known_;
 
   std::thread flusher_;
+  std::thread applier_;
   bool opened_ = false;
 };
 
