@@ -64,9 +64,13 @@ storage::CollectionSpec ApiKeysCollectionSpec() {
 }
 
 std::string HashKey(std::string_view secret) {
+  // Fetched once: OpenSSL 3 looks the algorithm up again on every implicit
+  // use (EVP_sha256() in EVP_Digest), a lock-taking cost on every request.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (EVP_Digest(secret.data(), secret.size(), md, &len, EVP_sha256(), nullptr) != 1) {
+  if (kSha256 == nullptr ||
+      EVP_Digest(secret.data(), secret.size(), md, &len, kSha256, nullptr) != 1) {
     AbortWithMessage("HashKey", "EVP_Digest failed");
   }
   static constexpr char kHex[] = "0123456789abcdef";
