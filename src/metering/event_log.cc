@@ -88,7 +88,12 @@ void EventLog::Frame(std::string* buffer, std::string_view payload) {
 }
 
 void EventLog::Open(const std::function<void(uint64_t, std::string_view)>& fn) {
-  fs::create_directories(dir_);
+  if (!fs::exists(dir_)) {
+    fs::create_directories(dir_);
+    // The new directory's own entry must be durable too.
+    const fs::path parent = fs::absolute(fs::path(dir_)).lexically_normal().parent_path();
+    SyncDir(parent.string());
+  }
   std::vector<uint64_t> starts;
   for (const auto& entry : fs::directory_iterator(dir_)) {
     const std::string name = entry.path().filename().string();

@@ -23,7 +23,7 @@ TEST(DedupeIndex, ExactThroughGrowthAndMigration) {
   std::vector<std::string> keys;
   std::vector<uint32_t> refs;
   for (int i = 0; i < 400'000; ++i) {
-    keys.push_back("tenant\x1fsource\x1f" + std::to_string(i * 7919 + 13));
+    keys.push_back("tenant\x1fsource\x1f" + std::to_string(static_cast<uint64_t>(i) * 7919 + 13));
     const uint64_t h = H(keys.back(), seed);
     ASSERT_EQ(index.Find(h, keys.back()), DedupeIndex::kNone);
     refs.push_back(index.Insert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2}));
