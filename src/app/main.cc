@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "app/app.h"
+#include "app/catalog_cli.h"
 #include "app/config.h"
 #include "app/metering_cli.h"
 #include "core/log.h"
@@ -136,6 +137,17 @@ int Main(int argc, char** argv) {
   usage->add_flag("--json", u_json, "print the API's JSON answer");
   add_client_options(usage);
 
+  std::string catalog_file, p_id;
+  int p_version = 0;
+  auto* plans_cmd = cli.add_subcommand("plans", "the plan catalog");
+  plans_cmd->require_subcommand(1);
+  plans_cmd->add_option("--catalog", catalog_file,
+                        "catalog JSON file [env CAAS_BILLING_CATALOG] (built-in defaults)");
+  auto* p_list = plans_cmd->add_subcommand("list", "list every plan version");
+  auto* p_show = plans_cmd->add_subcommand("show", "show one plan (latest version by default)");
+  p_show->add_option("plan", p_id, "plan id (free, pro, enterprise)")->required();
+  p_show->add_option("--version", p_version, "plan version");
+
   auto* keys_cmd = cli.add_subcommand("keys", "manage API keys");
   keys_cmd->require_subcommand(1);
   bool k_admin = false;
@@ -157,6 +169,14 @@ int Main(int argc, char** argv) {
   auto config = LoadConfig(config_file, flags, ProcessEnvironment());
   if (!config) return Fail(config.error().field + " " + config.error().message);
 
+  if (*plans_cmd) {
+    if (catalog_file.empty()) {
+      const auto env = ProcessEnvironment();
+      if (auto it = env.find("CAAS_BILLING_CATALOG"); it != env.end()) catalog_file = it->second;
+    }
+    if (*p_list) return RunPlansList(catalog_file);
+    return RunPlansShow(catalog_file, p_id, p_version);
+  }
   if (*ingest || *usage) {
     const auto env = ProcessEnvironment();
     auto from_env = [&env](const char* name) {

@@ -1,0 +1,70 @@
+// The plan catalog: plans, their versions, prices, included quantities,
+// limits and feature flags, read from a JSON file (catalog/plans.json ships
+// the defaults of the pricing model; operators point --catalog at their own).
+//
+// A plan id has one or more versions. A price change is a new version: new
+// subscriptions take the latest, existing ones keep theirs until migrated.
+// Loading validates everything and reports errors as
+// "FILE: plans[1] (pro): metrics.mau.unit_price: must be a decimal string".
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/decimal.h"
+#include "core/money.h"
+#include "core/status.h"
+#include "metering/plan_terms.h"
+
+namespace caas::catalog {
+
+struct MetricPricing {
+  std::optional<int64_t> included;    // units in the base fee (storage: whole GB-month)
+  std::optional<int64_t> limit;       // hard cap; absent: no cap
+  std::optional<Decimal> unit_price;  // per unit beyond `included`, in major units
+};
+
+struct PlanVersion {
+  std::string id;  // "pro"
+  int version = 1;
+  std::string name;
+  int tier = 0;                        // upgrades go to a higher tier, downgrades to a lower one
+  Money base_fee{0, Currency::Usd()};  // per month
+  int trial_days = 0;                  // 0: no trial
+  bool custom = false;                 // terms set per tenant (Enterprise)
+  std::map<metering::Metric, MetricPricing> metrics;
+  std::map<std::string, bool> features;
+
+  // What metering enforces for this plan.
+  metering::PlanTerms Terms() const;
+};
+
+inline const std::vector<std::string>& KnownFeatures() {
+  static const std::vector<std::string> k = {
+      "sso", "custom_branding", "data_export", "priority_support", "webhooks", "audit_log"};
+  return k;
+}
+
+class Catalog {
+ public:
+  // `source` names the text in errors (the file path).
+  static Result<Catalog> Parse(std::string_view text, const std::string& source);
+  static Result<Catalog> Load(const std::string& path);
+  // The catalog shipped in catalog/plans.json, compiled in.
+  static const Catalog& Default();
+
+  const Currency& currency() const { return *currency_; }
+  // The latest version of a plan, or nullptr.
+  const PlanVersion* Latest(std::string_view id) const;
+  const PlanVersion* Get(std::string_view id, int version) const;
+  // Every version, by id then version.
+  const std::vector<PlanVersion>& All() const { return plans_; }
+
+ private:
+  const Currency* currency_ = &Currency::Usd();
+  std::vector<PlanVersion> plans_;
+};
+
+}  // namespace caas::catalog
