@@ -7,16 +7,44 @@
 
 namespace caas::app {
 
+namespace {
+// Metering's view of plans: the subscription in force (Free until the
+// tenant's subscription says otherwise).
+class SubscriptionPlans : public metering::PlanDirectory {
+ public:
+  explicit SubscriptionPlans(subscriptions::SubscriptionService& s) : s_(s) {}
+  metering::PlanTerms TermsFor(std::string_view tenant) const override {
+    auto v = s_.CachedView(tenant);
+    return v ? v->entitlements.terms : metering::FreeTerms();
+  }
+  Period PeriodFor(std::string_view tenant, Instant t) const override {
+    return s_.PeriodFor(tenant, t);
+  }
+
+ private:
+  subscriptions::SubscriptionService& s_;
+};
+}  // namespace
+
 std::vector<storage::CollectionSpec> AllCollections() {
   return {tenants::TenantsCollectionSpec(), tenants::ApiKeysCollectionSpec(),
-          http::IdempotencyCollectionSpec(), events::BillingEventsCollectionSpec()};
+          http::IdempotencyCollectionSpec(), events::BillingEventsCollectionSpec(),
+          subscriptions::SubscriptionsCollectionSpec()};
 }
 
 App::App(const Config& config, bool migrate, bool metering) {
   std::filesystem::create_directories(config.data_dir);
   std::filesystem::permissions(config.data_dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace);
-  clock_ = std::make_unique<SystemClock>();
+  if (config.clock == "manual") {
+    Instant start = std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
+    if (config.now) start = ParseRfc3339(*config.now).value();  // validated by LoadConfig
+    auto manual = std::make_unique<ManualClock>(start);
+    manual_clock_ = manual.get();
+    clock_ = std::move(manual);
+  } else {
+    clock_ = std::make_unique<SystemClock>();
+  }
   ids_ = std::make_unique<IdGenerator>(*clock_);
   store_ =
       std::make_unique<storage::SqliteStore>(config.data_dir + "/billing.db", AllCollections());
@@ -27,7 +55,25 @@ App::App(const Config& config, bool migrate, bool metering) {
   tenants_ = std::make_unique<tenants::TenantService>(*store_, *clock_, *ids_);
   keys_ = std::make_unique<tenants::ApiKeyService>(*store_, *clock_, *ids_);
   billing_events_ = std::make_unique<events::BillingEventRecorder>(*store_, *clock_, *ids_);
-  plans_ = std::make_unique<metering::DefaultPlanDirectory>();
+  if (config.catalog_file.empty()) {
+    catalog_ = std::make_unique<catalog::Catalog>(catalog::Catalog::Default());
+  } else {
+    auto c = catalog::Catalog::Load(config.catalog_file);
+    if (!c) throw std::runtime_error(c.error().field + ": " + c.error().message);
+    catalog_ = std::make_unique<catalog::Catalog>(std::move(*c));
+  }
+  subscriptions_ = std::make_unique<subscriptions::SubscriptionService>(
+      *store_, *clock_, *ids_, *catalog_,
+      [this](const std::string& type, const std::string& tenant, boost::json::object data,
+             Instant at, const std::string& dedupe) {
+        billing_events_->Record(type, tenant, std::move(data), at, dedupe);
+      });
+  subscriptions_->SetTenantLookup([this](std::string_view tenant) -> std::optional<Instant> {
+    auto t = tenants_->Get(tenant);
+    if (!t) return std::nullopt;
+    return t->created_at;
+  });
+  plans_ = std::make_unique<SubscriptionPlans>(*subscriptions_);
   if (!metering) return;
   metering::MeteringOptions options;
   options.dir = config.data_dir + "/events";
@@ -51,6 +97,7 @@ App::App(const Config& config, bool migrate, bool metering) {
                                     std::to_string(e.percent));
       });
   metering_->Open();
+  subscriptions_->OnChange([this](const std::string& tenant) { metering_->RefreshTerms(tenant); });
 }
 
 }  // namespace caas::app

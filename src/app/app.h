@@ -5,11 +5,13 @@
 #include <optional>
 #include <string>
 
+#include "catalog/catalog.h"
 #include "core/clock.h"
 #include "core/ids.h"
 #include "events/billing_events.h"
 #include "metering/metering.h"
 #include "storage/sqlite/sqlite_store.h"
+#include "subscriptions/subscriptions.h"
 #include "tenants/api_keys.h"
 #include "tenants/tenant_service.h"
 
@@ -28,6 +30,11 @@ struct Config {
   size_t max_body_bytes = 1 << 20;
   std::string log_level = "info";
   std::optional<std::string> admin_key;  // CAAS_BILLING_ADMIN_KEY
+  // "system", or "manual" (simulated time for staging and tests: starts at
+  // `now` and moves only through POST /v1/clock/advance).
+  std::string clock = "system";
+  std::optional<std::string> now;
+  std::string catalog_file;  // empty: the built-in catalog/plans.json
 };
 
 // The declared collections of every module.
@@ -47,7 +54,10 @@ class App {
   tenants::ApiKeyService& keys() { return *keys_; }
   events::BillingEventRecorder& billing_events() { return *billing_events_; }
   metering::MeteringEngine& metering() { return *metering_; }
-  metering::DefaultPlanDirectory& plans() { return *plans_; }
+  subscriptions::SubscriptionService& subscriptions() { return *subscriptions_; }
+  const catalog::Catalog& catalog() const { return *catalog_; }
+  // Non-null when the clock is manual.
+  ManualClock* manual_clock() { return manual_clock_; }
 
  private:
   std::unique_ptr<Clock> clock_;
@@ -56,7 +66,10 @@ class App {
   std::unique_ptr<tenants::TenantService> tenants_;
   std::unique_ptr<tenants::ApiKeyService> keys_;
   std::unique_ptr<events::BillingEventRecorder> billing_events_;
-  std::unique_ptr<metering::DefaultPlanDirectory> plans_;
+  std::unique_ptr<catalog::Catalog> catalog_;
+  std::unique_ptr<subscriptions::SubscriptionService> subscriptions_;
+  std::unique_ptr<metering::PlanDirectory> plans_;
+  ManualClock* manual_clock_ = nullptr;
   std::unique_ptr<metering::MeteringEngine> metering_;  // destroyed first
 };
 

@@ -81,6 +81,8 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       } else if (key == "log_level" && kv.value().is_string()) {
         c.log_level = std::string(kv.value().as_string());
         if (Status s = CheckLevel(c.log_level, where); !s) return s.error();
+      } else if (key == "catalog_file" && kv.value().is_string()) {
+        c.catalog_file = std::string(kv.value().as_string());
       } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
                  kv.value().as_int64() <= 400) {
         c.late_window_days = static_cast<int>(kv.value().as_int64());
@@ -143,6 +145,19 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
   if (flags.log_level) {
     if (Status s = CheckLevel(*flags.log_level, "--log-level"); !s) return s.error();
     c.log_level = *flags.log_level;
+  }
+  if (auto* v = from_env("CAAS_BILLING_CATALOG")) c.catalog_file = *v;
+  if (flags.catalog) c.catalog_file = *flags.catalog;
+  if (auto* v = from_env("CAAS_BILLING_CLOCK")) c.clock = *v;
+  if (flags.clock) c.clock = *flags.clock;
+  if (auto* v = from_env("CAAS_BILLING_NOW")) c.now = *v;
+  if (flags.now) c.now = *flags.now;
+  if (c.clock != "system" && c.clock != "manual") {
+    return Error::Invalid("--clock", "must be system or manual");
+  }
+  if (c.now) {
+    if (c.clock != "manual") return Error::Invalid("--now", "needs --clock manual");
+    if (!ParseRfc3339(*c.now)) return Error::Invalid("--now", "must be an RFC 3339 date-time");
   }
   if (auto l = ParseListen(c.listen); !l) return l.error();
   return c;

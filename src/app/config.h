@@ -17,6 +17,9 @@ struct Overrides {
   std::optional<std::string> data_dir;
   std::optional<int> threads;
   std::optional<std::string> log_level;
+  std::optional<std::string> clock;
+  std::optional<std::string> now;
+  std::optional<std::string> catalog;
 };
 
 // `env` is the process environment (injectable for tests).

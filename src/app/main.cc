@@ -1,7 +1,9 @@
 // caas-billing: the service and its operator CLI.
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <boost/json.hpp>
 #include <iostream>
+#include <thread>
 
 #include "app/app.h"
 #include "app/catalog_cli.h"
@@ -46,9 +48,9 @@ int Serve(const Config& config) {
               << std::flush;
   }
   auto listen = ParseListen(config.listen);
-  http::Services services{app.store(),          app.clock(), app.ids(),
-                          app.tenants(),        app.keys(),  &app.metering(),
-                          &app.billing_events()};
+  http::Services services{app.store(),           app.clock(),          app.ids(),
+                          app.tenants(),         app.keys(),           &app.metering(),
+                          &app.billing_events(), &app.subscriptions(), app.manual_clock()};
   http::Api api(services);
   http::ServerOptions opts;
   opts.host = listen->first;
@@ -72,9 +74,32 @@ int Serve(const Config& config) {
        {"port", static_cast<int64_t>(server.port())},
        {"data_dir", config.data_dir},
        {"store", "sqlite"},
+       {"clock", config.clock},
        {"threads", static_cast<int64_t>(config.threads)},
        {"version", CAAS_BILLING_VERSION}});
+  // On the system clock, a scheduler pass every second runs what fell due
+  // (trial reminders and ends, period ends). A manual clock runs them in
+  // POST /v1/clock/advance instead.
+  std::atomic<bool> stopping{false};
+  std::thread scheduler;
+  if (!app.manual_clock()) {
+    scheduler = std::thread([&] {
+      while (!stopping.load()) {
+        try {
+          auto r = app.subscriptions().RunDue(app.clock().Now(), nullptr);
+          if (!r) Log(LogLevel::kError, "scheduler_failed", {{"error", r.error().message}});
+        } catch (const std::exception& e) {
+          Log(LogLevel::kError, "scheduler_failed", {{"error", std::string_view(e.what())}});
+        }
+        for (int i = 0; i < 10 && !stopping.load(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+    });
+  }
   server.Run();
+  stopping = true;
+  if (scheduler.joinable()) scheduler.join();
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }
@@ -99,6 +124,13 @@ int Main(int argc, char** argv) {
   serve->add_option("--listen", flags.listen,
                     "HOST:PORT [env CAAS_BILLING_LISTEN] (127.0.0.1:8080)");
   serve->add_option("--threads", flags.threads, "I/O threads [env CAAS_BILLING_THREADS] (8)");
+  serve->add_option("--clock", flags.clock,
+                    "system|manual: manual time moves only by POST /v1/clock/advance "
+                    "[env CAAS_BILLING_CLOCK] (system)");
+  serve->add_option("--now", flags.now,
+                    "start time of a manual clock, RFC 3339 [env CAAS_BILLING_NOW] (now)");
+  serve->add_option("--catalog", flags.catalog,
+                    "plan catalog JSON file [env CAAS_BILLING_CATALOG] (built in)");
   serve->add_option("--log-level", flags.log_level,
                     "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
 

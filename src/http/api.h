@@ -25,6 +25,9 @@ class MeteringEngine;
 namespace caas::events {
 class BillingEventRecorder;
 }
+namespace caas::subscriptions {
+class SubscriptionService;
+}
 
 namespace caas::http {
 
@@ -55,8 +58,10 @@ struct Services {
   IdGenerator& ids;
   tenants::TenantService& tenants;
   tenants::ApiKeyService& keys;
-  metering::MeteringEngine* metering = nullptr;            // not needed to list routes
-  events::BillingEventRecorder* billing_events = nullptr;  // idem
+  metering::MeteringEngine* metering = nullptr;                 // not needed to list routes
+  events::BillingEventRecorder* billing_events = nullptr;       // idem
+  subscriptions::SubscriptionService* subscriptions = nullptr;  // idem
+  ManualClock* manual_clock = nullptr;  // set when the server runs on a manual clock
 };
 
 class Api {
@@ -114,6 +119,7 @@ std::optional<Response> ReadPageParams(const Request& req, std::string_view pref
 
 void AddTenantRoutes(Api& api, Services s);
 void AddMeteringRoutes(Api& api, Services s);
+void AddSubscriptionRoutes(Api& api, Services s);
 
 }  // namespace caas::http
 

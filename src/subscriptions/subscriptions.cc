@@ -14,6 +14,10 @@ constexpr auto kTrialReminder = std::chrono::hours(24 * 3);
 const char* const kCollection = "subscriptions";
 
 std::string Ts(Instant t) { return FormatRfc3339(t); }
+// Anchors and subscription starts are whole seconds (proration counts
+// seconds; an event stamped in the creation second belongs to the first
+// period).
+Instant Sec(Instant t) { return std::chrono::floor<std::chrono::seconds>(t); }
 Instant ParseTs(const json::value& v) {
   return ParseRfc3339(json::value_to<std::string>(v)).value();
 }
@@ -243,7 +247,7 @@ SubscriptionService::SubscriptionService(storage::DocumentStore& store, const Cl
                                          EventSink events)
     : store_(store), clock_(clock), ids_(ids), catalog_(catalog), events_(std::move(events)) {}
 
-Period SubscriptionService::PeriodAt(const Subscription& s, Instant t) const {
+Period PeriodAt(const Subscription& s, Instant t) {
   if (s.status == State::kTrialing && s.trial_end) return Period{s.started_at, *s.trial_end};
   Period p = s.calendar_anchor ? CalendarMonthContaining(t) : MonthlyPeriodContaining(s.anchor, t);
   if (p.start < s.anchor && p.end > s.anchor) p.start = s.anchor;  // a first, partial period
@@ -275,9 +279,9 @@ Result<TenantSubscriptions> SubscriptionService::Load(std::string_view tenant, I
   s.id = "sub_" + std::string(tenant.substr(tenant.find('_') + 1));  // stable: one per tenant start
   s.plan = {free->id, free->version};
   s.status = State::kActive;
-  s.started_at = created_at;
-  s.anchor = created_at;
-  s.period = MonthlyPeriodContaining(created_at, created_at);
+  s.started_at = Sec(created_at);
+  s.anchor = Sec(created_at);
+  s.period = MonthlyPeriodContaining(s.anchor, s.anchor);
   t.current = s;
   t.audit.push_back(AuditEntry{created_at, "system", s.id, s.plan, State::kActive, s.plan,
                                State::kActive, "tenant created: Free plan"});
@@ -335,8 +339,8 @@ void SubscriptionService::StartNew(TenantSubscriptions& t, const PlanRef& plan, 
   s.id = ids_.Next("sub");
   s.plan = t.current.plan;
   s.status = State::kCanceled;
-  s.started_at = at;
-  s.anchor = at;
+  s.started_at = Sec(at);
+  s.anchor = Sec(at);
   s.calendar_anchor = old.calendar_anchor;
   t.current = s;
   t.audit.push_back(AuditEntry{at, std::string(actor), s.id, old.plan, State::kCanceled, plan,
@@ -522,8 +526,8 @@ Result<std::string> SubscriptionService::RunOne(TenantSubscriptions& t, Instant 
 
 Result<ChangeResult> SubscriptionService::Apply(
     std::string_view tenant, Instant created_at,
-    const std::function<Result<std::string>(TenantSubscriptions&)>& f, bool write) {
-  std::lock_guard lock(mu_);
+    const std::function<Result<std::string>(TenantSubscriptions&)>& f, bool write, bool notify) {
+  std::unique_lock lock(mu_);
   bool is_new = false;
   auto t = Load(tenant, created_at, &is_new);
   if (!t) return t.error();
@@ -549,15 +553,24 @@ Result<ChangeResult> SubscriptionService::Apply(
   if (write && changed) {
     caas::Status s = Save(*t, is_new);
     if (!s) return s.error();
-    if (on_change_) on_change_(t->tenant);
   }
   out.state = std::move(*t);
+  if (write && changed) {
+    lock.unlock();
+    if (notify) {
+      Notify(out.state.tenant);
+    } else {
+      std::lock_guard cache_lock(cache_mu_);
+      cache_.erase(out.state.tenant);
+    }
+  }
   return out;
 }
 
-Result<TenantSubscriptions> SubscriptionService::Get(std::string_view tenant, Instant created_at) {
+Result<TenantSubscriptions> SubscriptionService::Get(std::string_view tenant, Instant created_at,
+                                                     bool notify) {
   auto r = Apply(
-      tenant, created_at, [](TenantSubscriptions&) { return std::string(); }, true);
+      tenant, created_at, [](TenantSubscriptions&) { return std::string(); }, true, notify);
   if (!r) return r.error();
   return std::move(r->state);
 }
@@ -663,12 +676,61 @@ Result<TenantSubscriptions> SubscriptionService::SetPaymentMethod(std::string_vi
   return std::move(r->state);
 }
 
+void SubscriptionService::Notify(const std::string& tenant) {
+  {
+    std::lock_guard lock(cache_mu_);
+    cache_.erase(tenant);
+  }
+  if (on_change_) on_change_(tenant);
+}
+
+Result<SubscriptionService::View> SubscriptionService::CachedView(std::string_view tenant) {
+  const Instant now = clock_.Now();
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(tenant);
+    if (it != cache_.end() && now < it->second.current.period.end &&
+        !(it->second.current.trial_end && now >= *it->second.current.trial_end)) {
+      return it->second;
+    }
+  }
+  std::optional<Instant> created = created_at_ ? created_at_(tenant) : std::nullopt;
+  if (!created) return Error::NotFound("no tenant " + std::string(tenant));
+  auto t = Get(tenant, *created, /*notify=*/false);
+  if (!t) return t.error();
+  View v{t->current, t->previous, ComputeEntitlements(*t)};
+  std::lock_guard lock(cache_mu_);
+  cache_[std::string(tenant)] = v;
+  return v;
+}
+
+Period SubscriptionService::PeriodFor(std::string_view tenant, Instant t) {
+  auto v = CachedView(tenant);
+  if (!v) return CalendarMonthContaining(t);
+  if (t >= v->current.started_at) return PeriodAt(v->current, t);
+  for (auto it = v->previous.rbegin(); it != v->previous.rend(); ++it) {
+    if (t >= it->started_at) {
+      Period p = PeriodAt(*it, t);
+      if (it->ended_at && p.end > *it->ended_at) p.end = *it->ended_at;
+      return p;
+    }
+  }
+  // Before the tenant's first subscription: its first schedule, backwards.
+  const Subscription& first = v->previous.empty() ? v->current : v->previous.front();
+  return MonthlyPeriodContaining(first.anchor, t);
+}
+
 Result<Entitlements> SubscriptionService::EntitlementsFor(std::string_view tenant,
                                                           Instant created_at) {
   auto t = Get(tenant, created_at);
   if (!t) return t.error();
+  return ComputeEntitlements(*t);
+}
+
+Entitlements SubscriptionService::ComputeEntitlements(const TenantSubscriptions& tt) const {
+  const TenantSubscriptions* t = &tt;
   const catalog::PlanVersion* p = catalog_.Get(t->current.plan.id, t->current.plan.version);
-  if (!p) return Error::Make(ErrorCode::kInternal, "the plan version is not in the catalog");
+  if (!p) p = catalog_.Latest("free");
   Entitlements e;
   e.plan = p->id;
   e.plan_version = p->version;
@@ -712,15 +774,17 @@ Result<int> SubscriptionService::RunDue(Instant until,
     }
     if (!earliest) return ran;
     if (before_each) before_each(*earliest);
-    std::lock_guard lock(mu_);
-    bool is_new = false;
-    auto t = Load(who, *earliest, &is_new);
-    if (!t) return t.error();
-    auto r = RunOne(*t, *earliest);
-    if (!r) return r.error();
-    caas::Status s = Save(*t, false);
-    if (!s) return s.error();
-    if (on_change_) on_change_(t->tenant);
+    {
+      std::lock_guard lock(mu_);
+      bool is_new = false;
+      auto t = Load(who, *earliest, &is_new);
+      if (!t) return t.error();
+      auto r = RunOne(*t, *earliest);
+      if (!r) return r.error();
+      caas::Status s = Save(*t, false);
+      if (!s) return s.error();
+    }
+    Notify(who);
     ++ran;
   }
   return ran;

@@ -124,6 +124,9 @@ struct Entitlements {
   metering::PlanTerms terms;
 };
 
+// The billing period of `s` that contains `t` (a trial is one period).
+Period PeriodAt(const Subscription& s, Instant t);
+
 // Recorded for every change (the billing event log).
 using EventSink =
     std::function<void(const std::string& type, const std::string& tenant, boost::json::object data,
@@ -136,7 +139,9 @@ class SubscriptionService {
 
   // The tenant's subscriptions; created (Free, anchored at `created_at`) on
   // first use.
-  Result<TenantSubscriptions> Get(std::string_view tenant, Instant created_at);
+  // `notify`: false on the read path of CachedView (metering may be calling,
+  // holding its own locks; it gets the fresh state from that very call).
+  Result<TenantSubscriptions> Get(std::string_view tenant, Instant created_at, bool notify = true);
 
   // Plan changes. kInvalidArgument for a bad request, kFailedPrecondition
   // (409) for a change the state does not allow, with the reason.
@@ -157,6 +162,7 @@ class SubscriptionService {
                                                bool on_file, std::string_view actor);
 
   Result<Entitlements> EntitlementsFor(std::string_view tenant, Instant created_at);
+  Entitlements ComputeEntitlements(const TenantSubscriptions& t) const;
 
   // Runs, in time order, everything due at or before `until` for every
   // tenant (trial reminders, trial ends, period ends). `before_each` is
@@ -164,8 +170,25 @@ class SubscriptionService {
   // Returns the number of transitions run.
   Result<int> RunDue(Instant until, const std::function<void(Instant)>& before_each);
 
-  // Called after every change (metering refreshes its cached terms).
+  // Called after every change, outside the service's lock (metering
+  // refreshes its cached terms).
   void OnChange(std::function<void(const std::string& tenant)> f) { on_change_ = std::move(f); }
+  // How to find a tenant's creation time (the anchor of its Free start).
+  void SetTenantLookup(std::function<std::optional<Instant>(std::string_view)> f) {
+    created_at_ = std::move(f);
+  }
+
+  // What is in force for a tenant now, from memory after the first read:
+  // the current subscription and its entitlements. Refreshed on every change
+  // and when the cached period has ended. kNotFound for an unknown tenant.
+  struct View {
+    Subscription current;
+    std::vector<Subscription> previous;
+    Entitlements entitlements;
+  };
+  Result<View> CachedView(std::string_view tenant);
+  // The billing period containing `t` for a tenant (metering's periods).
+  Period PeriodFor(std::string_view tenant, Instant t);
 
   const catalog::Catalog& catalog() const { return catalog_; }
 
@@ -174,14 +197,13 @@ class SubscriptionService {
   caas::Status Save(TenantSubscriptions& t, bool is_new);
   Result<ChangeResult> Apply(std::string_view tenant, Instant created_at,
                              const std::function<Result<std::string>(TenantSubscriptions&)>& f,
-                             bool write);
+                             bool write, bool notify = true);
   Result<std::string> DoChange(TenantSubscriptions& t, const ChangeRequest& req,
                                std::string_view actor, bool admin, Instant now);
   void Transition(TenantSubscriptions& t, const PlanRef& to_plan, State to_status,
                   std::string_view actor, std::string reason, Instant at);
   void StartNew(TenantSubscriptions& t, const PlanRef& plan, State status, Instant at,
                 std::string_view actor, std::string reason);
-  Period PeriodAt(const Subscription& s, Instant t) const;
   Money FeeOf(const TenantSubscriptions& t, const PlanRef& p) const;
   void Prorate(TenantSubscriptions& t, const PlanRef& from, const PlanRef& to, Instant at);
   std::optional<Instant> NextDue(const TenantSubscriptions& t) const;
@@ -196,6 +218,10 @@ class SubscriptionService {
   EventSink events_;
   std::function<void(const std::string&)> on_change_;
   std::mutex mu_;  // one writer at a time (changes are rare; the scheduler too)
+  std::function<std::optional<Instant>(std::string_view)> created_at_;
+  std::mutex cache_mu_;
+  std::map<std::string, View, std::less<>> cache_;  // guarded by cache_mu_
+  void Notify(const std::string& tenant);
 };
 
 boost::json::object ToJson(const TenantSubscriptions& t, const catalog::Catalog& catalog);

@@ -191,13 +191,38 @@ def test_mau_subject_already_active_costs_nothing(server):
     assert q["allowed"] is True
 
 
-class Oracle:
-    """Counts what the server must count, from what was sent, in the order sent."""
+def add_months_clamped(anchor, k):
+    """The anchor's day and time of day, k months later, clamped to the month's end."""
+    import calendar
+    month0 = anchor.month - 1 + k
+    year, month = anchor.year + month0 // 12, month0 % 12 + 1
+    day = min(anchor.day, calendar.monthrange(year, month)[1])
+    return anchor.replace(year=year, month=month, day=day)
 
-    def __init__(self):
+
+def period_start(anchor, t):
+    """The start of the monthly billing period (anniversary of `anchor`) containing t."""
+    k = (t.year - anchor.year) * 12 + (t.month - anchor.month)
+    while add_months_clamped(anchor, k) > t:
+        k -= 1
+    while add_months_clamped(anchor, k + 1) <= t:
+        k += 1
+    return add_months_clamped(anchor, k)
+
+
+def parse_ts(text):
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+
+
+class Oracle:
+    """Counts what the server must count, from what was sent, in the order sent.
+    Periods follow each tenant's subscription anchor (anniversary of its start)."""
+
+    def __init__(self, anchors):
+        self.anchors = anchors  # tenant -> datetime
         self.first = {}        # key -> canonical payload of the first occurrence
         self.expected = []     # outcome per event sent
-        self.periods = {}      # (tenant, "YYYY-MM") -> [messages, api_calls, set(users)]
+        self.periods = {}      # (tenant, period start) -> [messages, api_calls, set(users)]
         self.days = {}         # (tenant, date) -> [messages, api_calls, set(users), bytes delta]
 
     def send(self, e):
@@ -208,7 +233,8 @@ class Oracle:
             return
         self.first[key] = payload
         self.expected.append("accepted")
-        p = self.periods.setdefault((e["tenant"], e["time"][:7]), [0, 0, set()])
+        start = period_start(self.anchors[e["tenant"]], parse_ts(e["time"]))
+        p = self.periods.setdefault((e["tenant"], start), [0, 0, set()])
         d = self.days.setdefault((e["tenant"], e["time"][:10]), [0, 0, set(), 0])
         q = (e.get("data") or {}).get("quantity", 1)
         if e["type"] == "message.sent":
@@ -253,11 +279,12 @@ def make_traffic(tenants, unique, dup_share, seed):
 
 
 def check_against_oracle(server, oracle, tenants):
-    for (tenant, month), (messages, api_calls, users) in oracle.periods.items():
-        u = usage(server, tenant, at=month + "-15T00:00:00Z")
-        assert u["metrics"]["messages"]["used"] == messages, (tenant, month)
-        assert u["metrics"]["api_calls"]["used"] == api_calls, (tenant, month)
-        assert u["metrics"]["mau"]["used"] == len(users), (tenant, month)
+    for (tenant, start), (messages, api_calls, users) in oracle.periods.items():
+        u = usage(server, tenant, at=iso(start))
+        assert u["period"]["start"] == iso(start), (u["period"], start)
+        assert u["metrics"]["messages"]["used"] == messages, (tenant, start)
+        assert u["metrics"]["api_calls"]["used"] == api_calls, (tenant, start)
+        assert u["metrics"]["mau"]["used"] == len(users), (tenant, start)
     first = min(day for _, day in oracle.days)
     last = now().date().isoformat()
     for tenant in tenants:
@@ -282,7 +309,12 @@ def test_million_events_with_duplicates_across_restarts(tmp_path):
     tenants = [make_tenant(server, name="T%d" % i)["id"] for i in range(3)]
     events = make_traffic(tenants, 700_000, 0.30, seed)
     assert len(events) == 1_000_000
-    oracle = Oracle()
+    anchors = {}
+    for t in tenants:
+        status, _, sub = server.request("GET", "/v1/tenants/%s/subscription" % t)
+        assert status == 200, sub
+        anchors[t] = parse_ts(sub["subscription"]["anchor"])
+    oracle = Oracle(anchors)
     for e in events:
         oracle.send(e)
     got = []

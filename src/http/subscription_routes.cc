@@ -1,0 +1,323 @@
+// /v1/tenants/{id}/subscription…, /v1/tenants/{id}/entitlements, /v1/clock.
+#include <boost/json.hpp>
+
+#include "http/api.h"
+#include "http/json_input.h"
+#include "http/problem.h"
+#include "subscriptions/subscriptions.h"
+
+namespace caas::http {
+namespace json = boost::json;
+namespace subs = subscriptions;
+
+namespace {
+
+Response NoSuchTenant(std::string_view id) {
+  return Problem(404, "not-found", "Not found", "no tenant " + std::string(id));
+}
+
+Response SubscriptionProblem(const Error& e) {
+  if (e.code == ErrorCode::kFailedPrecondition) {
+    return Problem(409, "invalid-transition", "Change not allowed", e.message);
+  }
+  if (e.code == ErrorCode::kPermissionDenied) {
+    return Problem(403, "forbidden", "Forbidden", e.message);
+  }
+  return ProblemFromError(e);
+}
+
+// Reads {plan, at?, trial?, billing_anchor?}.
+std::variant<subs::ChangeRequest, Response> ReadChange(const Request& req) {
+  auto body = ReadJsonBody(req);
+  if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+  const json::object& o = std::get<json::object>(body);
+  std::vector<Error> errors;
+  subs::ChangeRequest r;
+  for (const auto& [k, v] : o) {
+    if (k == "plan") {
+      if (v.is_string() && !v.as_string().empty() && v.as_string().size() <= 32) {
+        r.plan = std::string(v.as_string());
+      } else {
+        errors.push_back(Error::Invalid("plan", "must be a plan id (free, pro, enterprise)"));
+      }
+    } else if (k == "at") {
+      if (v.is_string() && (v.as_string() == "now" || v.as_string() == "period_end")) {
+        r.at = std::string(v.as_string());
+      } else {
+        errors.push_back(Error::Invalid("at", "must be \"now\" or \"period_end\""));
+      }
+    } else if (k == "trial") {
+      if (v.is_bool()) {
+        r.trial = v.as_bool();
+      } else {
+        errors.push_back(Error::Invalid("trial", "must be true or false"));
+      }
+    } else if (k == "billing_anchor") {
+      if (v.is_string() && (v.as_string() == "calendar" || v.as_string() == "anniversary")) {
+        r.calendar_anchor = v.as_string() == "calendar";
+      } else {
+        errors.push_back(
+            Error::Invalid("billing_anchor", "must be \"calendar\" or \"anniversary\""));
+      }
+    } else {
+      errors.push_back(Error::Invalid(std::string(k).substr(0, 64), "is not a known field"));
+    }
+  }
+  if (r.plan.empty() && errors.empty()) errors.push_back(Error::Invalid("plan", "is required"));
+  if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+  return r;
+}
+
+json::object ChangeJson(const subs::ChangeResult& r, const catalog::Catalog& c) {
+  json::array lines;
+  int64_t total = 0;
+  for (const auto& l : r.lines) {
+    lines.push_back(subs::LineToJson(l));
+    total += l.amount.amount_minor();
+  }
+  return {{"effect", r.effect},
+          {"lines", lines},
+          {"total_minor", total},
+          {"currency", c.currency().code},
+          {"subscription", subs::ToJson(r.state, c)}};
+}
+
+json::object EntitlementsJson(const std::string& tenant, const subs::Entitlements& e) {
+  json::object features, limits;
+  for (const auto& [k, v] : e.features) features[k] = v;
+  auto count = [](const metering::CountTerms& c) {
+    return json::object{{"included", c.included ? json::value(*c.included) : json::value(nullptr)},
+                        {"limit", c.limit ? json::value(*c.limit) : json::value(nullptr)}};
+  };
+  limits["messages"] = count(e.terms.messages);
+  limits["mau"] = count(e.terms.mau);
+  limits["api_calls"] = count(e.terms.api_calls);
+  limits["storage"] = json::object{
+      {"included", e.terms.storage_included ? json::value(e.terms.storage_included->ToString())
+                                            : json::value(nullptr)},
+      {"limit", e.terms.storage_limit ? json::value(e.terms.storage_limit->ToString())
+                                      : json::value(nullptr)}};
+  return {{"tenant", tenant},
+          {"plan", e.plan},
+          {"plan_version", e.plan_version},
+          {"status", subs::StateName(e.status)},
+          {"period", json::object{{"start", FormatRfc3339(e.period.start)},
+                                  {"end", FormatRfc3339(e.period.end)}}},
+          {"features", features},
+          {"limits", limits}};
+}
+
+}  // namespace
+
+void AddSubscriptionRoutes(Api& api, Services s) {
+  // The tenant's creation time anchors its first (Free) subscription.
+  auto created = [s](std::string_view id) -> std::optional<Instant> {
+    auto t = s.tenants.Get(id);
+    if (!t) return std::nullopt;
+    return t->created_at;
+  };
+
+  api.Add("GET", "/v1/tenants/{id}/subscription", Access::kAnyKey,
+          [s, created](Context& ctx) -> Response {
+            const auto id = ctx.Param("id");
+            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            if (!c) return NoSuchTenant(id);
+            auto t = s.subscriptions->Get(id, *c);
+            if (!t) return SubscriptionProblem(t.error());
+            return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+          });
+
+  for (const bool preview : {false, true}) {
+    api.Add("POST",
+            preview ? "/v1/tenants/{id}/subscription/preview" : "/v1/tenants/{id}/subscription",
+            Access::kAnyKey, [s, created, preview](Context& ctx) -> Response {
+              const auto id = ctx.Param("id");
+              auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+              if (!c) return NoSuchTenant(id);
+              auto req = ReadChange(ctx.request);
+              if (auto* problem = std::get_if<Response>(&req)) return std::move(*problem);
+              const auto& change = std::get<subs::ChangeRequest>(req);
+              auto r = preview ? s.subscriptions->Preview(id, *c, change, ctx.principal.IsAdmin())
+                               : s.subscriptions->Change(id, *c, change, ctx.principal.key_id,
+                                                         ctx.principal.IsAdmin());
+              if (!r) return SubscriptionProblem(r.error());
+              return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+            });
+  }
+
+  api.Add("POST", "/v1/tenants/{id}/subscription/cancel", Access::kAnyKey,
+          [s, created](Context& ctx) -> Response {
+            const auto id = ctx.Param("id");
+            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            if (!c) return NoSuchTenant(id);
+            bool now = false;
+            if (!ctx.request.body.empty()) {
+              auto body = ReadJsonBody(ctx.request);
+              if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+              std::vector<Error> errors;
+              ObjectReader r(std::get<json::object>(body), errors);
+              auto at = r.String("at", false);
+              r.RejectUnknown();
+              if (at && *at != "now" && *at != "period_end") {
+                errors.push_back(Error::Invalid("at", "must be \"now\" or \"period_end\""));
+              }
+              if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+              now = at && *at == "now";
+            }
+            auto r = s.subscriptions->Cancel(id, *c, now, ctx.principal.key_id);
+            if (!r) return SubscriptionProblem(r.error());
+            return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+          });
+
+  api.Add("POST", "/v1/tenants/{id}/subscription/reactivate", Access::kAnyKey,
+          [s, created](Context& ctx) -> Response {
+            const auto id = ctx.Param("id");
+            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            if (!c) return NoSuchTenant(id);
+            auto r = s.subscriptions->Reactivate(id, *c, ctx.principal.key_id);
+            if (!r) return SubscriptionProblem(r.error());
+            return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+          });
+
+  // Enterprise terms and feature overrides (admin).
+  api.Add(
+      "POST", "/v1/tenants/{id}/subscription/terms", Access::kAdmin,
+      [s, created](Context& ctx) -> Response {
+        const auto id = ctx.Param("id");
+        auto c = created(id);
+        if (!c) return NoSuchTenant(id);
+        auto body = ReadJsonBody(ctx.request);
+        if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+        const json::object& o = std::get<json::object>(body);
+        std::vector<Error> errors;
+        subs::CustomTerms terms;
+        std::map<std::string, bool> features;
+        const Currency& cur = s.subscriptions->catalog().currency();
+        for (const auto& [k, v] : o) {
+          if (k == "base_fee") {
+            auto m = v.is_string() ? Money::Parse(std::string_view(v.as_string()), cur)
+                                   : Result<Money>(Error::Invalid("base_fee", ""));
+            if (!m || m->amount_minor() < 0) {
+              errors.push_back(Error::Invalid(
+                  "base_fee", "must be a non-negative amount string, e.g. \"5000.00\""));
+            } else {
+              terms.base_fee = *m;
+            }
+          } else if (k == "metrics" && v.is_object()) {
+            for (const auto& [mk, mv] : v.as_object()) {
+              auto m = metering::ParseMetric(std::string_view(mk));
+              const std::string f = "metrics." + std::string(mk);
+              if (!m || !mv.is_object()) {
+                errors.push_back(Error::Invalid(
+                    f, "must be one of messages, api_calls, mau, storage, with an object"));
+                continue;
+              }
+              catalog::MetricPricing mp;
+              for (const auto& [fk, fv] : mv.as_object()) {
+                if ((fk == "included" || fk == "limit") && fv.is_int64() && fv.as_int64() >= 0) {
+                  (fk == "included" ? mp.included : mp.limit) = fv.as_int64();
+                } else if (fk == "unit_price" && fv.is_string() &&
+                           Decimal::Parse(std::string_view(fv.as_string())).ok() &&
+                           !Decimal::Parse(std::string_view(fv.as_string()))->IsNegative()) {
+                  mp.unit_price = *Decimal::Parse(std::string_view(fv.as_string()));
+                } else {
+                  errors.push_back(Error::Invalid(
+                      f + "." + std::string(fk),
+                      "included/limit: non-negative integers; unit_price: a decimal string"));
+                }
+              }
+              terms.metrics[*m] = mp;
+            }
+          } else if (k == "features" && v.is_object()) {
+            for (const auto& [fk, fv] : v.as_object()) {
+              const auto& known = catalog::KnownFeatures();
+              if (std::find(known.begin(), known.end(), std::string(fk)) == known.end() ||
+                  !fv.is_bool()) {
+                errors.push_back(
+                    Error::Invalid("features." + std::string(fk),
+                                   "must be a known feature flag set to true or false"));
+              } else {
+                features[std::string(fk)] = fv.as_bool();
+              }
+            }
+          } else {
+            errors.push_back(Error::Invalid(std::string(k).substr(0, 64),
+                                            "is not a known field (base_fee, metrics, features)"));
+          }
+        }
+        if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+        auto t = s.subscriptions->SetCustomTerms(id, *c, terms, features, ctx.principal.key_id);
+        if (!t) return SubscriptionProblem(t.error());
+        return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+      });
+
+  // Until the payments issue lands, an operator records whether a card is
+  // on file (trials convert to paid only with one).
+  api.Add("POST", "/v1/tenants/{id}/subscription/payment-method", Access::kAdmin,
+          [s, created](Context& ctx) -> Response {
+            const auto id = ctx.Param("id");
+            auto c = created(id);
+            if (!c) return NoSuchTenant(id);
+            auto body = ReadJsonBody(ctx.request);
+            if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+            const json::object& o = std::get<json::object>(body);
+            const auto* on = o.if_contains("on_file");
+            if (!on || !on->is_bool() || o.size() != 1) {
+              return ProblemFromError(
+                  Error::Invalid("on_file", "must be true or false (the only field)"));
+            }
+            auto t = s.subscriptions->SetPaymentMethod(id, *c, on->as_bool(), ctx.principal.key_id);
+            if (!t) return SubscriptionProblem(t.error());
+            return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+          });
+
+  api.Add(
+      "GET", "/v1/tenants/{id}/entitlements", Access::kAnyKey,
+      [s](Context& ctx) -> Response {
+        const auto id = ctx.Param("id");
+        if (!ctx.principal.MaySee(id)) return NoSuchTenant(id);
+        auto v = s.subscriptions->CachedView(id);
+        if (!v) {
+          if (v.error().code == ErrorCode::kNotFound) return NoSuchTenant(id);
+          return SubscriptionProblem(v.error());
+        }
+        return JsonResponse(200, EntitlementsJson(std::string(id), v->entitlements));
+      },
+      /*log_success=*/false);
+
+  api.Add("GET", "/v1/clock", Access::kAnyKey, [s](Context&) -> Response {
+    return JsonResponse(200, json::object{{"now", FormatRfc3339(s.clock.Now())},
+                                          {"mode", s.clock.IsManual() ? "manual" : "system"}});
+  });
+
+  api.Add("POST", "/v1/clock/advance", Access::kAdmin, [s](Context& ctx) -> Response {
+    if (!s.clock.IsManual() || s.manual_clock == nullptr) {
+      return Problem(409, "system-clock", "The clock is the system clock",
+                     "start the server with --clock manual to move time");
+    }
+    auto body = ReadJsonBody(ctx.request);
+    if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+    std::vector<Error> errors;
+    ObjectReader r(std::get<json::object>(body), errors);
+    auto to = r.String("to", true);
+    r.RejectUnknown();
+    if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+    auto target = ParseRfc3339(*to);
+    if (!target) return ProblemFromError(Error::Invalid("to", "must be an RFC 3339 date-time"));
+    if (*target < s.clock.Now()) {
+      return ProblemFromError(Error::Invalid(
+          "to", "must not be before the current time " + FormatRfc3339(s.clock.Now())));
+    }
+    // Everything due before the target runs in time order, at its own time.
+    auto ran = s.subscriptions->RunDue(*target, [&](Instant due) {
+      if (due > s.clock.Now()) (void)s.manual_clock->Set(due);
+    });
+    if (!ran) return SubscriptionProblem(ran.error());
+    (void)s.manual_clock->Set(*target);
+    return JsonResponse(200, json::object{{"now", FormatRfc3339(s.clock.Now())},
+                                          {"mode", "manual"},
+                                          {"transitions_run", *ran}});
+  });
+}
+
+}  // namespace caas::http
