@@ -9,6 +9,7 @@
 #include "app/catalog_cli.h"
 #include "app/config.h"
 #include "app/metering_cli.h"
+#include "app/subscriptions_cli.h"
 #include "core/log.h"
 #include "http/api.h"
 #include "http/server.h"
@@ -179,6 +180,35 @@ int Main(int argc, char** argv) {
   auto* p_show = plans_cmd->add_subcommand("show", "show one plan (latest version by default)");
   p_show->add_option("plan", p_id, "plan id (free, pro, enterprise)")->required();
   p_show->add_option("--version", p_version, "plan version");
+  int m_to = 0, m_from = 0;
+  auto* p_migrate = plans_cmd->add_subcommand(
+      "migrate", "move subscriptions on a plan to another version (on a running server)");
+  p_migrate->add_option("plan", p_id, "plan id")->required();
+  p_migrate->add_option("--to-version", m_to, "target version")->required();
+  p_migrate->add_option("--from-version", m_from, "only subscriptions on this version");
+
+  std::string s_tenant, s_plan, s_at;
+  bool s_trial = false, s_preview = false, s_now = false, s_json = false;
+  auto* subs_cmd =
+      cli.add_subcommand("subscriptions", "a tenant's subscription (on a running server)");
+  subs_cmd->require_subcommand(1);
+  auto* s_show = subs_cmd->add_subcommand("show", "the current subscription, pending lines");
+  s_show->add_option("tenant", s_tenant, "tenant id")->required();
+  s_show->add_flag("--json", s_json, "print the API's JSON answer");
+  auto* s_change =
+      subs_cmd->add_subcommand("change", "change plan (upgrade now, downgrade at period end)");
+  s_change->add_option("tenant", s_tenant, "tenant id")->required();
+  s_change->add_option("plan", s_plan, "target plan id")->required();
+  s_change->add_option("--at", s_at, "now|period_end");
+  s_change->add_flag("--trial", s_trial, "start the plan's trial");
+  s_change->add_flag("--preview", s_preview, "show the lines without changing anything");
+  auto* s_cancel = subs_cmd->add_subcommand("cancel", "cancel at period end (or --now)");
+  s_cancel->add_option("tenant", s_tenant, "tenant id")->required();
+  s_cancel->add_flag("--now", s_now, "cancel now, with a proration credit");
+  for (auto* cmd : {p_migrate, s_show, s_change, s_cancel}) {
+    cmd->add_option("--url", client_url, "server URL [env CAAS_BILLING_URL]");
+    cmd->add_option("--key", client_key, "API key [env CAAS_BILLING_API_KEY]");
+  }
 
   auto* keys_cmd = cli.add_subcommand("keys", "manage API keys");
   keys_cmd->require_subcommand(1);
@@ -201,6 +231,24 @@ int Main(int argc, char** argv) {
   auto config = LoadConfig(config_file, flags, ProcessEnvironment());
   if (!config) return Fail(config.error().field + " " + config.error().message);
 
+  if (*p_migrate || *subs_cmd) {
+    const auto env = ProcessEnvironment();
+    auto from_env = [&env](const char* name) {
+      auto it = env.find(name);
+      return it == env.end() ? std::string() : it->second;
+    };
+    if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
+    if (client_url.empty()) client_url = "http://" + config->listen;
+    if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
+    const ClientTarget target{client_url, client_key};
+    if (*p_migrate) {
+      return RunPlansMigrate(target, p_id, m_to,
+                             m_from > 0 ? std::optional<int>(m_from) : std::nullopt);
+    }
+    if (*s_show) return RunSubscriptionShow(target, s_tenant, s_json);
+    if (*s_change) return RunSubscriptionChange(target, s_tenant, s_plan, s_at, s_trial, s_preview);
+    return RunSubscriptionCancel(target, s_tenant, s_now);
+  }
   if (*plans_cmd) {
     if (catalog_file.empty()) {
       const auto env = ProcessEnvironment();

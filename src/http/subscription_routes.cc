@@ -285,6 +285,61 @@ void AddSubscriptionRoutes(Api& api, Services s) {
       },
       /*log_success=*/false);
 
+  api.Add("GET", "/v1/plans", Access::kAnyKey, [s](Context&) -> Response {
+    json::array plans;
+    const auto& c = s.subscriptions->catalog();
+    for (const auto& p : c.All()) {
+      json::object metrics, features;
+      for (const auto& [m, mp] : p.metrics) {
+        json::object o;
+        o["included"] = mp.included ? json::value(*mp.included) : json::value(nullptr);
+        o["limit"] = mp.limit ? json::value(*mp.limit) : json::value(nullptr);
+        o["unit_price"] =
+            mp.unit_price ? json::value(mp.unit_price->ToString()) : json::value(nullptr);
+        metrics[metering::MetricName(m)] = o;
+      }
+      for (const auto& [f, on] : p.features) features[f] = on;
+      plans.push_back(json::object{{"id", p.id},
+                                   {"version", p.version},
+                                   {"latest", c.Latest(p.id) == &p},
+                                   {"name", p.name},
+                                   {"tier", p.tier},
+                                   {"base_fee", p.base_fee.ToDecimalString()},
+                                   {"currency", c.currency().code},
+                                   {"custom", p.custom},
+                                   {"trial_days", p.trial_days},
+                                   {"metrics", metrics},
+                                   {"features", features}});
+    }
+    return JsonResponse(200, json::object{{"object", "list"}, {"data", plans}});
+  });
+
+  api.Add("POST", "/v1/plans/{id}/migrate", Access::kAdmin, [s](Context& ctx) -> Response {
+    auto body = ReadJsonBody(ctx.request);
+    if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+    const json::object& o = std::get<json::object>(body);
+    std::vector<Error> errors;
+    std::optional<int> from, to;
+    for (const auto& [k, v] : o) {
+      if ((k == "to_version" || k == "from_version") && v.is_int64() && v.as_int64() >= 1 &&
+          v.as_int64() <= 10'000) {
+        (k == "to_version" ? to : from) = static_cast<int>(v.as_int64());
+      } else {
+        errors.push_back(Error::Invalid(std::string(k).substr(0, 64),
+                                        "to_version and from_version are integers from 1"));
+      }
+    }
+    if (!to && errors.empty()) errors.push_back(Error::Invalid("to_version", "is required"));
+    if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+    const std::string plan(ctx.Param("id"));
+    if (!s.subscriptions->catalog().Latest(plan)) {
+      return Problem(404, "not-found", "Not found", "no plan " + plan + " in the catalog");
+    }
+    auto n = s.subscriptions->MigratePlan(plan, from, *to, ctx.principal.key_id);
+    if (!n) return SubscriptionProblem(n.error());
+    return JsonResponse(200, json::object{{"plan", plan}, {"to_version", *to}, {"migrated", *n}});
+  });
+
   api.Add("GET", "/v1/clock", Access::kAnyKey, [s](Context&) -> Response {
     return JsonResponse(200, json::object{{"now", FormatRfc3339(s.clock.Now())},
                                           {"mode", s.clock.IsManual() ? "manual" : "system"}});

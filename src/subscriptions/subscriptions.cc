@@ -120,6 +120,7 @@ std::optional<State> ParseState(std::string_view s) {
 bool CanTransition(State from, State to) {
   if (from == State::kCanceled) return false;  // terminal
   if (to == State::kCanceled) return true;     // any live subscription can end
+  if (from == to) return true;                 // a plan change or migration within one state
   switch (from) {
     case State::kTrialing:
       return to == State::kActive || to == State::kTrialing;
@@ -744,6 +745,58 @@ Entitlements SubscriptionService::ComputeEntitlements(const TenantSubscriptions&
   }
   e.terms = effective.Terms();
   return e;
+}
+
+Result<int> SubscriptionService::MigratePlan(const std::string& plan,
+                                             std::optional<int> from_version, int to_version,
+                                             std::string_view actor) {
+  if (!catalog_.Get(plan, to_version)) {
+    return Error::Invalid("to_version",
+                          "the catalog has no " + plan + " version " + std::to_string(to_version));
+  }
+  int migrated = 0;
+  std::vector<std::string> changed;
+  {
+    std::lock_guard lock(mu_);
+    const Instant now = clock_.Now();
+    std::string after;
+    for (;;) {
+      storage::ListQuery q;
+      q.starting_after = after;
+      q.limit = 1000;
+      auto page = store_.List(kCollection, q);
+      for (const auto& doc : page.items) {
+        TenantSubscriptions t = FromJson(json::parse(doc.body).as_object());
+        t.doc_version = doc.version;
+        bool touched = false;
+        if (t.current.plan.id == plan && t.current.plan.version != to_version &&
+            (!from_version || t.current.plan.version == *from_version)) {
+          Transition(t, PlanRef{plan, to_version}, t.current.status, actor,
+                     "migrated from " + plan + " version " +
+                         std::to_string(t.current.plan.version) + " to version " +
+                         std::to_string(to_version),
+                     now);
+          touched = true;
+        }
+        if (t.current.scheduled_plan && t.current.scheduled_plan->id == plan &&
+            t.current.scheduled_plan->version != to_version) {
+          t.current.scheduled_plan->version = to_version;
+          touched = true;
+        }
+        if (!touched) continue;
+        Emit(t, "subscription.plan_migrated",
+             json::object{{"plan", plan}, {"plan_version", to_version}}, now);
+        caas::Status st = Save(t, false);
+        if (!st) return st.error();
+        ++migrated;
+        changed.push_back(t.tenant);
+      }
+      if (!page.has_more || page.items.empty()) break;
+      after = page.items.back().id;
+    }
+  }
+  for (const auto& tenant : changed) Notify(tenant);
+  return migrated;
 }
 
 Result<int> SubscriptionService::RunDue(Instant until,

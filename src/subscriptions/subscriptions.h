@@ -161,6 +161,12 @@ class SubscriptionService {
   Result<TenantSubscriptions> SetPaymentMethod(std::string_view tenant, Instant created_at,
                                                bool on_file, std::string_view actor);
 
+  // Moves every subscription on `plan` (at `from_version`, or any other
+  // version) to `to_version` of the catalog, with an audit entry each.
+  // Returns how many moved.
+  Result<int> MigratePlan(const std::string& plan, std::optional<int> from_version, int to_version,
+                          std::string_view actor);
+
   Result<Entitlements> EntitlementsFor(std::string_view tenant, Instant created_at);
   Entitlements ComputeEntitlements(const TenantSubscriptions& t) const;
 

@@ -222,3 +222,34 @@ def test_plans_cli_and_bad_catalog(tmp_path):
     r = subprocess.run([BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path / "d"),
                         "--catalog", str(bad)], capture_output=True, text=True, env=env, timeout=30)
     assert r.returncode != 0 and "plans[1] (pro): base_fee" in r.stderr, r.stderr
+
+
+def test_subscriptions_cli(clock_server):
+    s = clock_server
+    t = make_tenant(s)["id"]
+    env = {"PATH": os.environ.get("PATH", ""), "CAAS_BILLING_API_KEY": ADMIN_KEY,
+           "CAAS_BILLING_URL": "http://127.0.0.1:%d" % s.port}
+    advance(s, "2026-03-16T12:00:00Z")
+
+    def run(*args):
+        return subprocess.run([BIN, *args], capture_output=True, text=True, env=env, timeout=60)
+
+    r = run("subscriptions", "change", t, "pro", "--preview")
+    assert r.returncode == 0 and "would be: upgraded" in r.stdout and "4950" in r.stdout, r.stdout + r.stderr
+    assert s.request("GET", "/v1/tenants/%s/subscription" % t)[2]["subscription"]["plan"] == "free"
+    r = run("subscriptions", "change", t, "pro")
+    assert r.returncode == 0 and "plan pro v1" in r.stdout, r.stdout + r.stderr
+    r = run("subscriptions", "show", t)
+    assert r.returncode == 0 and "49.50 USD" in r.stdout, r.stdout
+    r = run("subscriptions", "cancel", t)
+    assert r.returncode == 0 and "cancels at period end" in r.stdout, r.stdout
+    r = run("subscriptions", "cancel", t)
+    assert r.returncode == 1 and "409" in r.stderr
+    r = run("subscriptions", "show", t, "--json")
+    assert json.loads(r.stdout)["subscription"]["cancel_at_period_end"] is True
+    r = run("plans", "migrate", "pro", "--to-version", "1")
+    assert r.returncode == 0 and "migrated 0" in r.stdout, r.stdout + r.stderr
+    r = run("plans", "migrate", "pro", "--to-version", "2")
+    assert r.returncode == 2 and "to_version" in r.stderr
+    status, _, plans = s.request("GET", "/v1/plans")
+    assert status == 200 and {p["id"] for p in plans["data"]} == {"free", "pro", "enterprise"}

@@ -302,3 +302,45 @@ TEST(Subscriptions, RandomSequencesKeepInvariants) {
 
 }  // namespace
 }  // namespace caas::subscriptions
+
+namespace caas::subscriptions {
+namespace {
+
+TEST(Subscriptions, PriceChangeIsANewVersionAndMigrationIsExplicit) {
+  std::string text = R"({"plans":[
+    {"id":"free","version":1,"name":"Free","tier":0,"base_fee":"0","metrics":{"messages":{},"mau":{},"api_calls":{},"storage":{}},
+     "features":{"sso":false,"custom_branding":false,"data_export":false,"priority_support":false,"webhooks":false,"audit_log":false}},
+    {"id":"pro","version":1,"name":"Pro","tier":1,"base_fee":"99.00","metrics":{"messages":{},"mau":{},"api_calls":{},"storage":{}},
+     "features":{"sso":false,"custom_branding":false,"data_export":false,"priority_support":false,"webhooks":false,"audit_log":false}}]})";
+  auto v1 = catalog::Catalog::Parse(text, "v1.json").value();
+  storage::MemoryStore store{{SubscriptionsCollectionSpec()}};
+  ManualClock clock(At("2026-03-01T00:00:00Z"));
+  IdGenerator ids(clock);
+  SubscriptionService old_svc(store, clock, ids, v1, nullptr);
+  ChangeRequest r;
+  r.plan = "pro";
+  ASSERT_TRUE(old_svc.Change("tnt_A", clock.Now(), r, "k", true).ok());
+  // The operator raises the price: version 2. tnt_A keeps version 1; tnt_B
+  // upgrading now gets version 2.
+  std::string v2_text = text;
+  v2_text.insert(
+      v2_text.rfind("]}"),
+      R"(,{"id":"pro","version":2,"name":"Pro","tier":1,"base_fee":"129.00","metrics":{"messages":{},"mau":{},"api_calls":{},"storage":{}},
+     "features":{"sso":false,"custom_branding":false,"data_export":false,"priority_support":false,"webhooks":false,"audit_log":false}})");
+  auto v2 = catalog::Catalog::Parse(v2_text, "v2.json").value();
+  SubscriptionService svc(store, clock, ids, v2, nullptr);
+  EXPECT_EQ(svc.Get("tnt_A", clock.Now())->current.plan.version, 1);
+  ASSERT_TRUE(svc.Change("tnt_B", clock.Now(), r, "k", true).ok());
+  EXPECT_EQ(svc.Get("tnt_B", clock.Now())->current.plan.version, 2);
+  EXPECT_FALSE(svc.MigratePlan("pro", std::nullopt, 3, "k").ok());
+  auto n = svc.MigratePlan("pro", 1, 2, "k");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  auto a = svc.Get("tnt_A", clock.Now()).value();
+  EXPECT_EQ(a.current.plan.version, 2);
+  EXPECT_NE(a.audit.back().reason.find("migrated"), std::string::npos);
+  EXPECT_EQ(*svc.MigratePlan("pro", 1, 2, "k"), 0);
+}
+
+}  // namespace
+}  // namespace caas::subscriptions
