@@ -354,7 +354,11 @@ void SubscriptionService::StartNew(TenantSubscriptions& t, const PlanRef& plan, 
 void SubscriptionService::Prorate(TenantSubscriptions& t, const PlanRef& from, const PlanRef& to,
                                   Instant at) {
   const Period p = t.current.period;
-  const int64_t total = std::chrono::duration_cast<std::chrono::seconds>(p.end - p.start).count();
+  // The denominator is the whole monthly period, also when the current one
+  // is a shorter first period (a calendar anchor set mid-month).
+  const Period full = t.current.calendar_anchor ? CalendarMonthContaining(at) : p;
+  const int64_t total =
+      std::chrono::duration_cast<std::chrono::seconds>(full.end - full.start).count();
   const int64_t left = std::chrono::duration_cast<std::chrono::seconds>(p.end - at).count();
   if (total <= 0 || left <= 0) return;
   const Period rest{at, p.end};

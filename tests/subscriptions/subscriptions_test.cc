@@ -344,3 +344,28 @@ TEST(Subscriptions, PriceChangeIsANewVersionAndMigrationIsExplicit) {
 
 }  // namespace
 }  // namespace caas::subscriptions
+
+namespace caas::subscriptions {
+namespace {
+
+TEST(Subscriptions, CalendarAnchorOnRequest) {
+  Harness h("2026-02-10T08:00:00Z");  // anniversary would be the 10th
+  ASSERT_TRUE(h.clock.Set(At("2026-03-16T12:00:00Z")).ok());
+  ChangeRequest r;
+  r.plan = "pro";
+  r.calendar_anchor = true;
+  auto c = h.svc.Change("tnt_A", h.created, r, "k", true);
+  ASSERT_TRUE(c.ok());
+  // A first, short period to the month's end, charged pro rata of March.
+  EXPECT_EQ(Amounts(c->lines), (std::vector<int64_t>{4950}));
+  auto t = h.State();
+  EXPECT_EQ(FormatRfc3339(t.current.period.start), "2026-03-16T12:00:00Z");
+  EXPECT_EQ(FormatRfc3339(t.current.period.end), "2026-04-01T00:00:00Z");
+  h.AdvanceTo("2026-04-01T00:00:00Z");
+  t = h.State();
+  EXPECT_EQ(FormatRfc3339(t.current.period.start), "2026-04-01T00:00:00Z");
+  EXPECT_EQ(FormatRfc3339(t.current.period.end), "2026-05-01T00:00:00Z");
+}
+
+}  // namespace
+}  // namespace caas::subscriptions
