@@ -81,6 +81,7 @@ Api::Api(Services services) : s_(services), idempotency_(s_.store, s_.clock, s_.
     Response r;
     r.content_type = "text/plain; version=0.0.4";
     r.body = metrics_.Render();
+    for (const auto& source : metric_sources_) r.body += source();
     return r;
   });
   AddTenantRoutes(*this, s_);
@@ -95,6 +96,10 @@ void Api::Add(std::string method, std::string pattern, Access access, RouteHandl
   auto segments = Split(pattern);
   routes_.push_back(Route{std::move(method), std::move(pattern), std::move(segments), access,
                           std::move(handler), metric, log_success});
+}
+
+void Api::AddMetricsSource(std::function<std::string()> source) {
+  metric_sources_.push_back(std::move(source));
 }
 
 std::vector<Api::RouteInfo> Api::Routes() const {

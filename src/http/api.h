@@ -86,6 +86,8 @@ class Api {
   // successful requests are counted in /metrics but not logged one by one.
   void Add(std::string method, std::string pattern, Access access, RouteHandler handler,
            bool log_success = true);
+  // More Prometheus text for GET /metrics (a module's own gauges/counters).
+  void AddMetricsSource(std::function<std::string()> source);
 
  private:
   struct Route {
@@ -103,6 +105,7 @@ class Api {
   Idempotency idempotency_;
   Metrics metrics_;
   std::vector<Route> routes_;
+  std::vector<std::function<std::string()>> metric_sources_;
   size_t unmatched_metric_;
 };
 

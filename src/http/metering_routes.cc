@@ -119,6 +119,35 @@ std::optional<Decimal> ReadAmount(const json::value& v) {
 }  // namespace
 
 void AddMeteringRoutes(Api& api, Services s) {
+  if (s.metering != nullptr) {
+    api.AddMetricsSource([s] {
+      const auto st = s.metering->Stats();
+      std::string out;
+      auto line = [&out](const char* name, const char* help, const char* type,
+                         const std::string& labels, uint64_t v) {
+        if (!help[0]) {
+          out += std::string(name) + labels + " " + std::to_string(v) + "\n";
+          return;
+        }
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" +
+               name + labels + " " + std::to_string(v) + "\n";
+      };
+      line("caas_usage_events_total", "Usage events by outcome since start", "counter",
+           "{outcome=\"accepted\"}", st.accepted);
+      line("caas_usage_events_total", "", "", "{outcome=\"duplicate\"}", st.duplicate);
+      line("caas_usage_events_total", "", "", "{outcome=\"conflict\"}", st.conflict);
+      line("caas_usage_events_total", "", "", "{outcome=\"rejected\"}", st.rejected);
+      line("caas_usage_events_voided_total", "Events voided since start", "counter", "", st.voided);
+      line("caas_usage_group_commits_total", "fdatasync group commits of the event log", "counter",
+           "", st.group_commits);
+      line("caas_usage_event_keys", "Distinct event keys held by the dedupe index", "gauge", "",
+           st.events);
+      line("caas_usage_log_bytes", "Size of the usage event log", "gauge", "", st.log_bytes);
+      line("caas_usage_dedupe_memory_bytes", "Memory of the dedupe index", "gauge", "",
+           st.dedupe_memory_bytes);
+      return out;
+    });
+  }
   api.Add(
       "POST", "/v1/events", Access::kAnyKey,
       [s](Context& ctx) -> Response {

@@ -367,6 +367,11 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
     if (appended) work_cv_.notify_one();
   }
   WaitDurable(wait_for);
+  uint64_t counts[4] = {0, 0, 0, 0};
+  for (const auto& o : out) ++counts[static_cast<int>(o.kind)];
+  for (int i = 0; i < 4; ++i) {
+    if (counts[i]) outcome_counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
+  }
   return out;
 }
 
@@ -393,6 +398,7 @@ void MeteringEngine::FlushLoop() {
     }
     log_.WriteAndSync(buf);
     buf.clear();
+    group_commits_.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard lock(apply_mu_);
       apply_queue_.push_back(ApplyGroup{std::move(ops), end});
@@ -773,6 +779,7 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
     work_cv_.notify_one();
   }
   WaitDurable(wait_for);
+  voided_.fetch_add(1, std::memory_order_relaxed);
   return rec;
 }
 
@@ -786,7 +793,17 @@ std::vector<VoidRecord> MeteringEngine::Voids(std::string_view tenant) const {
 IngestStats MeteringEngine::Stats() const {
   auto* self = const_cast<MeteringEngine*>(this);
   std::lock_guard lock(self->ingest_mu_);
-  return IngestStats{dedupe_.size(), next_lsn_, dedupe_.MemoryBytes()};
+  IngestStats st;
+  st.events = dedupe_.size();
+  st.log_bytes = next_lsn_;
+  st.dedupe_memory_bytes = dedupe_.MemoryBytes();
+  st.accepted = outcome_counts_[0].load(std::memory_order_relaxed);
+  st.duplicate = outcome_counts_[1].load(std::memory_order_relaxed);
+  st.conflict = outcome_counts_[2].load(std::memory_order_relaxed);
+  st.rejected = outcome_counts_[3].load(std::memory_order_relaxed);
+  st.voided = voided_.load(std::memory_order_relaxed);
+  st.group_commits = group_commits_.load(std::memory_order_relaxed);
+  return st;
 }
 
 std::string MeteringEngine::DebugSnapshot() const {

@@ -118,6 +118,9 @@ struct IngestStats {
   uint64_t events = 0;  // distinct event keys ever accepted
   uint64_t log_bytes = 0;
   size_t dedupe_memory_bytes = 0;
+  // Outcomes since the process started.
+  uint64_t accepted = 0, duplicate = 0, conflict = 0, rejected = 0, voided = 0;
+  uint64_t group_commits = 0;
 };
 
 class MeteringEngine {
@@ -262,6 +265,9 @@ class MeteringEngine {
 
   std::thread flusher_;
   std::thread applier_;
+  std::atomic<uint64_t> outcome_counts_[4] = {0, 0, 0, 0};
+  std::atomic<uint64_t> voided_{0};
+  std::atomic<uint64_t> group_commits_{0};
   bool opened_ = false;
 };
 

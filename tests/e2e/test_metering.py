@@ -83,6 +83,11 @@ def test_outcomes_per_event_and_nothing_else_changes(server):
     assert u["metrics"]["mau"]["used"] == 1
     assert u["metrics"]["api_calls"]["used"] == 1
     assert usage(server, other)["metrics"]["messages"]["used"] == 0
+    status, _, metrics = server.request("GET", "/metrics", key=None)
+    assert status == 200
+    assert 'caas_usage_events_total{outcome="accepted"} 4' in metrics, metrics
+    assert 'caas_usage_events_total{outcome="rejected"} 5' in metrics
+    assert "caas_usage_event_keys 4" in metrics
 
 
 def test_whole_request_errors_change_nothing(server):
