@@ -73,11 +73,14 @@ void DedupeIndex::Prefetch(uint64_t hash) const {
 }
 
 uint32_t DedupeIndex::Probe(const Table& t, uint64_t hash, std::string_view key,
-                            const DedupeIndex& index) {
+                            const DedupeIndex& index, uint64_t* empty) {
   const uint32_t tag = Tag(hash);
   for (uint64_t i = tag & t.mask;; i = (i + 1) & t.mask) {
     const Slot& slot = t.slots[i];
-    if (slot.ref == 0) return kNone;
+    if (slot.ref == 0) {
+      if (empty) *empty = i;
+      return kNone;
+    }
     if (slot.tag != tag) continue;
     const DedupeEntry& e = *index.At(slot.ref);
     if (e.hash == hash && DedupeIndex::key(e) == key) return slot.ref;
@@ -110,10 +113,7 @@ void DedupeIndex::Migrate(Shard& s, size_t slots) {
   if (s.migrated == size) s.old = Table{};  // frees the old table
 }
 
-uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
-  Shard& s = shards_[ShardOf(hash)];
-  if (s.old.slots != nullptr) Migrate(s, 64);
-  if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
+uint32_t DedupeIndex::NewEntry(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
   const size_t bytes = (sizeof(DedupeEntry) + key.size() + 7) & ~size_t{7};
   if (chunk_used_ + bytes > kChunkBytes) {
     if ((chunks_.size() + 1) * kChunkBytes / 8 > UINT32_MAX) {
@@ -134,8 +134,35 @@ uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, 
   *e = DedupeEntry{hash, lsn, fp, 0, static_cast<uint32_t>(key.size())};
   std::memcpy(e + 1, key.data(), key.size());
   ++count_;
+  return ref;
+}
+
+uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
+  Shard& s = shards_[ShardOf(hash)];
+  if (s.old.slots != nullptr) Migrate(s, 64);
+  if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
+  const uint32_t ref = NewEntry(hash, key, lsn, fp);
   ++s.count;
   Place(s.cur, Slot{Tag(hash), ref});
+  return ref;
+}
+
+uint32_t DedupeIndex::FindOrInsert(uint64_t hash, std::string_view key, uint64_t lsn,
+                                   Fingerprint fp, bool* inserted) {
+  Shard& s = shards_[ShardOf(hash)];
+  if (s.old.slots != nullptr) Migrate(s, 64);
+  if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
+  uint64_t empty = 0;
+  uint32_t ref = Probe(s.cur, hash, key, *this, &empty);
+  if (ref == kNone && s.old.slots != nullptr) ref = Probe(s.old, hash, key, *this);
+  if (ref != kNone) {
+    *inserted = false;
+    return ref;
+  }
+  ref = NewEntry(hash, key, lsn, fp);
+  ++s.count;
+  s.cur.slots[empty] = Slot{Tag(hash), ref};
+  *inserted = true;
   return ref;
 }
 

@@ -72,6 +72,10 @@ class DedupeIndex {
   void Prefetch(uint64_t hash) const;
   // The reference of the entry for `key`, or kNone.
   uint32_t Find(uint64_t hash, std::string_view key) const;
+  // The entry for `key` if present (*inserted = false); else adds it, in one
+  // probe sequence, and returns the new entry (*inserted = true).
+  uint32_t FindOrInsert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp,
+                        bool* inserted);
   // Adds `key` (which must be absent) and returns its entry's reference.
   uint32_t Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp);
   DedupeEntry& entry(uint32_t ref) { return *At(ref); }
@@ -102,8 +106,11 @@ class DedupeIndex {
     uint64_t migrated = 0;  // old slots copied so far
     size_t count = 0;
   };
+  // The entry for `key` in `t`, or kNone; `*empty` gets the slot where a
+  // probe for it stopped (where it would be inserted).
   static uint32_t Probe(const Table& t, uint64_t hash, std::string_view key,
-                        const DedupeIndex& index);
+                        const DedupeIndex& index, uint64_t* empty = nullptr);
+  uint32_t NewEntry(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp);
   static void Place(Table& t, Slot slot);
   void Migrate(Shard& shard, size_t slots);
   static constexpr size_t kChunkBytes = 32 << 20;

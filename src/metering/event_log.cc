@@ -1,6 +1,7 @@
 #include "metering/event_log.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <vector>
 
@@ -48,26 +50,42 @@ void SyncDir(const std::string& dir) {
   if (rc != 0) throw std::system_error(e, std::generic_category(), "fsync " + dir);
 }
 
-std::string ReadWhole(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + path);
-  std::string data;
-  struct stat st {};
-  ::fstat(fd, &st);
-  data.resize(static_cast<size_t>(st.st_size));
-  size_t got = 0;
-  while (got < data.size()) {
-    ssize_t n = ::read(fd, data.data() + got, data.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
+// A read-only view of a whole segment file (mmap: no copy, no zero-fill).
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw std::system_error(errno, std::generic_category(), "open " + path);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+      const int e = errno;
       ::close(fd);
-      throw std::system_error(errno, std::generic_category(), "read " + path);
+      throw std::system_error(e, std::generic_category(), "stat " + path);
     }
-    got += static_cast<size_t>(n);
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ > 0) {
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p == MAP_FAILED) {
+        const int e = errno;
+        ::close(fd);
+        throw std::system_error(e, std::generic_category(), "mmap " + path);
+      }
+      ::madvise(p, size_, MADV_SEQUENTIAL);
+      data_ = static_cast<const char*>(p);
+    }
+    ::close(fd);
   }
-  ::close(fd);
-  return data;
-}
+  ~MappedFile() {
+    if (data_) ::munmap(const_cast<char*>(data_), size_);
+  }
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  std::string_view view() const { return {data_ ? data_ : "", size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
 
 }  // namespace
 
@@ -108,7 +126,9 @@ void EventLog::Open(const std::function<void(uint64_t, std::string_view)>& fn) {
     if (i > 0 && starts[i] != end_lsn_) {
       throw LogCorruption("event log segment " + path + " does not follow the previous one");
     }
-    std::string data = ReadWhole(path);
+    std::optional<MappedFile> mapped;
+    mapped.emplace(path);
+    std::string_view data = mapped->view();
     size_t pos = 0;
     while (pos < data.size()) {
       bool whole = data.size() - pos >= kHeaderBytes;
@@ -124,10 +144,11 @@ void EventLog::Open(const std::function<void(uint64_t, std::string_view)>& fn) {
             {{"segment", path},
              {"kept_bytes", static_cast<int64_t>(pos)},
              {"dropped_bytes", static_cast<int64_t>(data.size() - pos)}});
+        data = data.substr(0, pos);
+        mapped.reset();  // unmap before cutting the file
         if (::truncate(path.c_str(), static_cast<off_t>(pos)) != 0) {
           throw std::system_error(errno, std::generic_category(), "truncate " + path);
         }
-        data.resize(pos);
         break;
       }
       fn(starts[i] + pos, std::string_view(data.data() + pos + kHeaderBytes, len));

@@ -112,12 +112,7 @@ void EncodeEventFields(Writer& w, uint8_t kind, const UsageEvent& ev) {
   w.Bytes(ev.subject);
 }
 
-struct Decoded {
-  uint8_t kind = 0;
-  UsageEvent event;
-  Instant voided_at{};
-  std::string actor, reason;
-};
+using Decoded = DecodedRecord;
 
 std::optional<Decoded> Decode(std::string_view payload) {
   Reader r(payload);
@@ -212,10 +207,12 @@ void MeteringEngine::Open() {
     dedupe_.Reserve(options_.reserve_events, 40);
   }
   uint64_t records = 0;
+  replay_now_ = clock_.Now();
   log_.Open([&](uint64_t lsn, std::string_view payload) {
     ReplayRecord(lsn, payload);
     ++records;
   });
+  FlushReplay();
   next_lsn_ = log_.end_lsn();
   durable_lsn_ = next_lsn_;
   opened_ = true;
@@ -227,31 +224,47 @@ void MeteringEngine::Open() {
   flusher_ = std::thread([this] { FlushLoop(); });
 }
 
+// Replay decodes records into a small batch, then looks their keys up with
+// the index slots prefetched (each lookup is a random memory access).
 void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
   auto d = Decode(payload);
   if (!d) throw LogCorruption("undecodable event record at LSN " + std::to_string(lsn));
-  std::string key;
-  BuildKey(&key, TenantRef(d->event.tenant), d->event.source, d->event.id);
-  const uint64_t hash = XXH3_64bits_withSeed(key.data(), key.size(), kHashSeed);
-  {
+  if (d->event.tenant != replay_tenant_) {  // records come in runs of one tenant
+    replay_tenant_ = d->event.tenant;
+    replay_ref_ = TenantRef(replay_tenant_);
     std::lock_guard lock(known_mu_);
-    known_.insert(d->event.tenant);
+    known_.insert(replay_tenant_);
   }
-  if (d->kind == kEventRecord) {
-    if (dedupe_.Find(hash, key) != DedupeIndex::kNone) {
-      throw LogCorruption("event recorded twice at LSN " + std::to_string(lsn));
+  ReplayItem item{lsn, std::move(*d), {}, 0};
+  BuildKey(&item.key, replay_ref_, item.record.event.source, item.record.event.id);
+  item.hash = XXH3_64bits_withSeed(item.key.data(), item.key.size(), kHashSeed);
+  replay_batch_.push_back(std::move(item));
+  if (replay_batch_.size() >= 256) FlushReplay();
+}
+
+void MeteringEngine::FlushReplay() {
+  for (const auto& item : replay_batch_) dedupe_.Prefetch(item.hash);
+  for (auto& item : replay_batch_) {
+    auto& d = item.record;
+    if (d.kind == kEventRecord) {
+      bool inserted = false;
+      dedupe_.FindOrInsert(item.hash, item.key, item.lsn, FingerprintOf(d.event), &inserted);
+      if (!inserted) {
+        throw LogCorruption("event recorded twice at LSN " + std::to_string(item.lsn));
+      }
+      Apply(Op{false, std::move(d.event), {}, {}, {}}, true, replay_now_);
+    } else {
+      uint32_t n = dedupe_.Find(item.hash, item.key);
+      if (n == DedupeIndex::kNone || (dedupe_.entry(n).flags & DedupeIndex::kVoided)) {
+        throw LogCorruption("void of an unknown or voided event at LSN " +
+                            std::to_string(item.lsn));
+      }
+      dedupe_.entry(n).flags |= DedupeIndex::kVoided;
+      Apply(Op{true, std::move(d.event), d.voided_at, std::move(d.actor), std::move(d.reason)},
+            false, replay_now_);
     }
-    dedupe_.Insert(hash, key, lsn, FingerprintOf(d->event));
-    Apply(Op{false, std::move(d->event), {}, {}, {}}, true, clock_.Now());
-  } else {
-    uint32_t n = dedupe_.Find(hash, key);
-    if (n == DedupeIndex::kNone || (dedupe_.entry(n).flags & DedupeIndex::kVoided)) {
-      throw LogCorruption("void of an unknown or voided event at LSN " + std::to_string(lsn));
-    }
-    dedupe_.entry(n).flags |= DedupeIndex::kVoided;
-    Apply(Op{true, std::move(d->event), d->voided_at, std::move(d->actor), std::move(d->reason)},
-          false, clock_.Now());
   }
+  replay_batch_.clear();
 }
 
 uint32_t MeteringEngine::TenantRef(std::string_view tenant) {
@@ -343,8 +356,9 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
       const Prepared& p = prep[j];
       if (j + kAhead < prep.size()) dedupe_.Prefetch(prep[j + kAhead].hash);
       std::string_view k(keys.data() + p.key_off, p.key_len);
-      uint32_t n = dedupe_.Find(p.hash, k);
-      if (n != DedupeIndex::kNone) {
+      bool inserted = false;
+      const uint32_t n = dedupe_.FindOrInsert(p.hash, k, next_lsn_, p.fp, &inserted);
+      if (!inserted) {
         const DedupeEntry& e = dedupe_.entry(n);
         if (e.fingerprint == p.fp) {
           out[p.index].kind = OutcomeKind::kDuplicate;
@@ -356,7 +370,6 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
         wait_for = std::max(wait_for, e.lsn + 1);
         continue;
       }
-      dedupe_.Insert(p.hash, k, next_lsn_, p.fp);
       pending_buf_.append(framed, p.rec_off, p.rec_len);
       next_lsn_ += p.rec_len;
       pending_ops_.push_back(Op{false, std::move(*events[p.index].event), {}, {}, {}});
@@ -478,7 +491,12 @@ MeteringEngine::PeriodAgg& MeteringEngine::PeriodOf(TenantState& t, Instant time
 
 void MeteringEngine::Apply(const Op& op, bool emit_thresholds, Instant now) {
   const UsageEvent& ev = op.event;
-  TenantState& t = *FindOrCreate(ev.tenant);
+  // Only the applier (or the replay before it starts) runs this: remember
+  // the last tenant, as events come in runs of one tenant.
+  if (apply_tenant_ == nullptr || apply_tenant_->tenant != ev.tenant) {
+    apply_tenant_ = FindOrCreate(ev.tenant);
+  }
+  TenantState& t = *apply_tenant_;
   std::lock_guard lock(t.mu);
   PeriodAgg& p = PeriodOf(t, ev.time);
   const int sign = op.is_void ? -1 : 1;

@@ -123,6 +123,14 @@ struct IngestStats {
   uint64_t group_commits = 0;
 };
 
+// A log record as read back (event, or void with its audit fields).
+struct DecodedRecord {
+  uint8_t kind = 0;
+  UsageEvent event;
+  Instant voided_at{};
+  std::string actor, reason;
+};
+
 class MeteringEngine {
  public:
   using TenantExists = std::function<bool(std::string_view tenant)>;
@@ -265,6 +273,18 @@ class MeteringEngine {
 
   std::thread flusher_;
   std::thread applier_;
+  TenantState* apply_tenant_ = nullptr;  // the applier's (or replay's) last tenant
+  struct ReplayItem {
+    uint64_t lsn;
+    DecodedRecord record;
+    std::string key;
+    uint64_t hash;
+  };
+  void FlushReplay();
+  std::vector<ReplayItem> replay_batch_;
+  std::string replay_tenant_, replay_key_;
+  uint32_t replay_ref_ = 0;
+  Instant replay_now_{};
   std::atomic<uint64_t> outcome_counts_[4] = {0, 0, 0, 0};
   std::atomic<uint64_t> voided_{0};
   std::atomic<uint64_t> group_commits_{0};

@@ -26,7 +26,20 @@ TEST(DedupeIndex, ExactThroughGrowthAndMigration) {
     keys.push_back("tenant\x1fsource\x1f" + std::to_string(static_cast<uint64_t>(i) * 7919 + 13));
     const uint64_t h = H(keys.back(), seed);
     ASSERT_EQ(index.Find(h, keys.back()), DedupeIndex::kNone);
-    refs.push_back(index.Insert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2}));
+    if (i % 2) {
+      refs.push_back(index.Insert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2}));
+    } else {
+      bool inserted = false;
+      refs.push_back(index.FindOrInsert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2},
+                                        &inserted));
+      ASSERT_TRUE(inserted);
+    }
+    if (i % 7 == 0 && i > 0) {  // an earlier key again: found, not added
+      const size_t j = static_cast<size_t>(i) / 2;
+      bool inserted = true;
+      ASSERT_EQ(index.FindOrInsert(H(keys[j], seed), keys[j], 0, {}, &inserted), refs[j]);
+      ASSERT_FALSE(inserted);
+    }
     if (i % 50'000 == 49'999) {
       for (size_t j = 0; j < keys.size(); ++j) {
         ASSERT_EQ(index.Find(H(keys[j], seed), keys[j]), refs[j]) << j;
