@@ -50,6 +50,86 @@ DedupeIndex::DedupeIndex() : chunk_used_(kChunkBytes) {
   }
 }
 
+DedupeIndex::~DedupeIndex() {
+  {
+    std::lock_guard lock(pool_mu_);
+    pool_stop_ = true;
+  }
+  pool_cv_.notify_all();
+  if (pool_thread_.joinable()) pool_thread_.join();
+}
+
+void DedupeIndex::StartPrefaulter() {
+  if (!pool_thread_.joinable()) pool_thread_ = std::thread([this] { PrefaultLoop(); });
+}
+
+Chunk DedupeIndex::TakeChunk() {
+  constexpr size_t kPrefaultAfterChunks = 2;  // small indexes never start the thread
+  if (chunks_.size() < kPrefaultAfterChunks) return Chunk(kChunkBytes);
+  StartPrefaulter();
+  std::unique_lock lock(pool_mu_);
+  if (ready_.empty()) {
+    lock.unlock();
+    pool_cv_.notify_one();
+    return Chunk(kChunkBytes);  // the thread fell behind: fault in here
+  }
+  Chunk c = std::move(ready_.back());
+  ready_.pop_back();
+  lock.unlock();
+  pool_cv_.notify_one();
+  return c;
+}
+
+void DedupeIndex::RequestTable(Shard& s) {
+  constexpr size_t kMinPrefaultBytes = 1 << 20;
+  const size_t bytes = (s.cur.mask + 1) * 2 * sizeof(Slot);
+  s.table_requested = true;
+  if (bytes < kMinPrefaultBytes || chunks_.size() < 2) return;
+  StartPrefaulter();
+  {
+    std::lock_guard lock(pool_mu_);
+    table_requests_.push_back(bytes);
+  }
+  pool_cv_.notify_one();
+}
+
+Chunk DedupeIndex::TakeTable(size_t bytes) {
+  {
+    std::lock_guard lock(pool_mu_);
+    auto it = ready_tables_.find(bytes);
+    if (it != ready_tables_.end()) {
+      Chunk c = std::move(it->second);
+      ready_tables_.erase(it);
+      return c;
+    }
+  }
+  return Chunk(bytes);  // not asked for, or not ready yet: fault in here
+}
+
+void DedupeIndex::PrefaultLoop() {
+  constexpr size_t kReady = 2;
+  std::unique_lock lock(pool_mu_);
+  while (!pool_stop_) {
+    if (!table_requests_.empty()) {
+      const size_t bytes = table_requests_.back();
+      table_requests_.pop_back();
+      lock.unlock();
+      Chunk t(bytes, /*populate=*/true);
+      lock.lock();
+      ready_tables_.emplace(bytes, std::move(t));
+      continue;
+    }
+    if (ready_.size() >= kReady) {
+      pool_cv_.wait(lock);
+      continue;
+    }
+    lock.unlock();
+    Chunk c(kChunkBytes, /*populate=*/true);
+    lock.lock();
+    ready_.push_back(std::move(c));
+  }
+}
+
 void DedupeIndex::Reserve(size_t events, size_t key_bytes) {
   const size_t per_shard = events / shards_.size() + 1;
   size_t slots = kInitialSlots;
@@ -120,7 +200,7 @@ uint32_t DedupeIndex::NewEntry(uint64_t hash, std::string_view key, uint64_t lsn
       throw std::length_error("dedupe index full");
     }
     if (spare_chunks_.empty()) {
-      chunks_.emplace_back(kChunkBytes);
+      chunks_.push_back(TakeChunk());
     } else {
       chunks_.push_back(std::move(spare_chunks_.back()));
       spare_chunks_.pop_back();
@@ -143,6 +223,7 @@ uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, 
   if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
   const uint32_t ref = NewEntry(hash, key, lsn, fp);
   ++s.count;
+  if (!s.table_requested && s.count * 5 > (s.cur.mask + 1) * 2) RequestTable(s);
   Place(s.cur, Slot{Tag(hash), ref});
   return ref;
 }
@@ -161,6 +242,7 @@ uint32_t DedupeIndex::FindOrInsert(uint64_t hash, std::string_view key, uint64_t
   }
   ref = NewEntry(hash, key, lsn, fp);
   ++s.count;
+  if (!s.table_requested && s.count * 5 > (s.cur.mask + 1) * 2) RequestTable(s);
   s.cur.slots[empty] = Slot{Tag(hash), ref};
   *inserted = true;
   return ref;
@@ -173,7 +255,8 @@ void DedupeIndex::Grow(Shard& s) {
   if (s.old.slots != nullptr) Migrate(s, SIZE_MAX);
   const size_t size = (s.cur.mask + 1) * 2;
   Table bigger;
-  bigger.memory = Chunk(size * sizeof(Slot));  // zeroed: all empty
+  bigger.memory = TakeTable(size * sizeof(Slot));  // zeroed: all empty
+  s.table_requested = false;
   bigger.slots = reinterpret_cast<Slot*>(bigger.memory.data());
   bigger.mask = size - 1;
   s.old = std::move(s.cur);
@@ -187,7 +270,10 @@ size_t DedupeIndex::MemoryBytes() const {
     slots += (s.cur.mask + 1) * sizeof(Slot);
     if (s.old.slots != nullptr) slots += (s.old.mask + 1) * sizeof(Slot);
   }
-  return slots + (chunks_.size() + spare_chunks_.size()) * kChunkBytes;
+  std::lock_guard lock(const_cast<std::mutex&>(pool_mu_));
+  size_t tables = 0;
+  for (const auto& [bytes, chunk] : ready_tables_) tables += bytes;
+  return slots + tables + (chunks_.size() + spare_chunks_.size() + ready_.size()) * kChunkBytes;
 }
 
 }  // namespace caas::metering

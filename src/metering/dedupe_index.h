@@ -1,23 +1,31 @@
 // The exact dedupe index of usage events: (tenant, source, id) -> where the
 // event is in the log and a fingerprint of what it said.
 //
-// 32 shards (by the hash's top bits), each an open-addressing table with
-// linear probing over 8-byte slots (a 32-bit hash tag and an entry number),
-// kept at most half full and grown incrementally (see Shard). Shards this
-// large are backed by huge pages, which matters: every lookup of a new key is
-// a random access, and without huge pages each one also misses the TLB
-// (measured: ingest fell from 1.1M to 0.7M events/s as the index grew). Entries keep the full
-// 64-bit hash and the key bytes, so a match is always confirmed on the whole key: no probabilistic
-// answers. Each entry is stored with its key right behind it (one cache miss confirms a match) in
-// an arena of 32 MiB chunks that are never moved (no reallocation copies) and are backed by
-// transparent huge pages where the kernel allows (fewer page faults at millions of inserts per
-// second). The hash is seeded per process (no hash flooding).
+// - 32 shards (by the hash's top bits), each an open-addressing table with
+//   linear probing over 8-byte slots (a 32-bit hash tag and an entry
+//   reference), kept at most half full and grown incrementally (see Shard).
+// - Exact: entries keep the full 64-bit hash and the key bytes, so a match is
+//   always confirmed on the whole key; no probabilistic answers.
+// - Each entry is stored with its key right behind it (one cache miss
+//   confirms a match) in an arena of 32 MiB chunks that never move.
+// - Memory is backed by transparent huge pages where the kernel allows: every
+//   lookup of a new key is a random access, and without huge pages each one
+//   also misses the TLB (measured: ingest fell from 1.1M to 0.7M events/s as
+//   the index grew).
+// - A background thread faults in the next chunks and tables ahead of need
+//   (see PrefaultLoop), so first-touch page faults stay out of the ingest
+//   lock.
+// - The hash is seeded per process (no hash flooding).
 // Not thread-safe: the metering engine guards it with its ingest lock.
 #pragma once
 
 #include <array>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -62,6 +70,9 @@ class DedupeIndex {
   static constexpr uint32_t kNone = 0;
 
   DedupeIndex();
+  ~DedupeIndex();
+  DedupeIndex(const DedupeIndex&) = delete;
+  DedupeIndex& operator=(const DedupeIndex&) = delete;
   // Sizes the tables and pre-faults the memory for `events` keys of about
   // `key_bytes` each, so that ingesting them later neither grows a table nor
   // takes page faults (on a VM, first-touch faults cost the ingest path up
@@ -105,6 +116,7 @@ class DedupeIndex {
     Table old;              // being migrated when old.slots != nullptr
     uint64_t migrated = 0;  // old slots copied so far
     size_t count = 0;
+    bool table_requested = false;  // a bigger table is being faulted in ahead
   };
   // The entry for `key` in `t`, or kNone; `*empty` gets the slot where a
   // probe for it stopped (where it would be inserted).
@@ -123,6 +135,23 @@ class DedupeIndex {
   std::array<Shard, 32> shards_;
   std::vector<Chunk> chunks_;        // the arena: entries and their keys
   std::vector<Chunk> spare_chunks_;  // reserved, not used yet
+  // Once the index outgrows its first chunks, a background thread keeps two
+  // arena chunks faulted in ahead of need, so that the first-touch page
+  // faults (zeroing 32 MiB each) happen outside the ingest lock.
+  // Shard tables too: at 40% load a shard asks for its next (doubled)
+  // table, which the thread faults in before the shard reaches 50%.
+  Chunk TakeChunk();
+  Chunk TakeTable(size_t bytes);
+  void RequestTable(Shard& s);
+  void StartPrefaulter();
+  void PrefaultLoop();
+  std::mutex pool_mu_;
+  std::condition_variable pool_cv_;
+  std::vector<Chunk> ready_;                   // guarded by pool_mu_
+  std::vector<size_t> table_requests_;         // guarded by pool_mu_
+  std::multimap<size_t, Chunk> ready_tables_;  // by size; guarded by pool_mu_
+  bool pool_stop_ = false;
+  std::thread pool_thread_;
   size_t chunk_used_;
   size_t count_ = 0;
 };
