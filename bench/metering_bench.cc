@@ -49,8 +49,7 @@ void BM_QuotaCheckInProcess(benchmark::State& state) {
   if (state.thread_index() == 0) {
     f = new EngineFixture();
     std::vector<ParsedEvent> one(1);
-    one[0].event = UsageEvent{"tnt_q", "/s", "e1", "", UsageType::kMessageSent,
-                              f->clock.Now(), 5};
+    one[0].event = UsageEvent{"tnt_q", "/s", "e1", "", UsageType::kMessageSent, f->clock.Now(), 5};
     f->engine->Ingest(one);
   }
   for (auto _ : state) {
@@ -65,10 +64,11 @@ void BM_QuotaCheckInProcess(benchmark::State& state) {
 BENCHMARK(BM_QuotaCheckInProcess)->Threads(1)->Threads(2)->UseRealTime();
 
 void BM_ParseBatch1000(benchmark::State& state) {
-  const std::string time = FormatRfc3339(std::chrono::time_point_cast<Micros>(
-      std::chrono::system_clock::now()));
+  const std::string time =
+      FormatRfc3339(std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now()));
   std::string body = "[";
-  for (int i = 0; i < 1000; ++i) body += (i ? "," : "") + EventJson("id-" + std::to_string(i), time);
+  for (int i = 0; i < 1000; ++i)
+    body += (i ? "," : "") + EventJson("id-" + std::to_string(i), time);
   body += "]";
   for (auto _ : state) {
     auto r = ParseEventBody(body, BodyFormat::kBatch, ParseOptions{});
@@ -91,8 +91,8 @@ void BM_IngestInProcess(benchmark::State& state) {
     state.PauseTiming();
     const uint64_t base = next.fetch_add(1000);
     for (size_t i = 0; i < batch.size(); ++i) {
-      batch[i].event = UsageEvent{"tnt_b", "/bench", "e" + std::to_string(base + i), "",
-                                  UsageType::kMessageSent, now, 1};
+      batch[i].event = UsageEvent{
+          "tnt_b", "/bench", "e" + std::to_string(base + i), "", UsageType::kMessageSent, now, 1};
     }
     state.ResumeTiming();
     auto out = f->engine->Ingest(batch);
