@@ -15,7 +15,7 @@ class SubscriptionPlans : public metering::PlanDirectory {
   explicit SubscriptionPlans(subscriptions::SubscriptionService& s) : s_(s) {}
   metering::PlanTerms TermsFor(std::string_view tenant) const override {
     auto v = s_.CachedView(tenant);
-    return v ? v->entitlements.terms : metering::FreeTerms();
+    return v ? v->entitlements.terms : s_.catalog().Latest("free")->Terms();
   }
   Period PeriodFor(std::string_view tenant, Instant t) const override {
     return s_.PeriodFor(tenant, t);

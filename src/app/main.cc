@@ -231,7 +231,9 @@ int Main(int argc, char** argv) {
   auto config = LoadConfig(config_file, flags, ProcessEnvironment());
   if (!config) return Fail(config.error().field + " " + config.error().message);
 
-  if (*p_migrate || *subs_cmd) {
+  // Commands that talk to a running server: --url/--key, else the
+  // environment, else the configured listen address.
+  if (*p_migrate || *subs_cmd || *ingest || *usage) {
     const auto env = ProcessEnvironment();
     auto from_env = [&env](const char* name) {
       auto it = env.find(name);
@@ -240,6 +242,8 @@ int Main(int argc, char** argv) {
     if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
     if (client_url.empty()) client_url = "http://" + config->listen;
     if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
+  }
+  if (*p_migrate || *subs_cmd) {
     const ClientTarget target{client_url, client_key};
     if (*p_migrate) {
       return RunPlansMigrate(target, p_id, m_to,
@@ -258,14 +262,6 @@ int Main(int argc, char** argv) {
     return RunPlansShow(catalog_file, p_id, p_version);
   }
   if (*ingest || *usage) {
-    const auto env = ProcessEnvironment();
-    auto from_env = [&env](const char* name) {
-      auto it = env.find(name);
-      return it == env.end() ? std::string() : it->second;
-    };
-    if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
-    if (client_url.empty()) client_url = "http://" + config->listen;
-    if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
     if (*usage) return RunUsage(client_url, client_key, u_tenant, u_json);
     ingest_opts.url = client_url;
     ingest_opts.key = client_key;

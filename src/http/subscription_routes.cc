@@ -116,11 +116,16 @@ void AddSubscriptionRoutes(Api& api, Services s) {
     if (!t) return std::nullopt;
     return t->created_at;
   };
+  // The same, for a tenant the caller may see (nullopt answers 404 either way).
+  auto visible = [created](const Context& ctx) -> std::optional<Instant> {
+    const auto id = ctx.Param("id");
+    return ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+  };
 
   api.Add("GET", "/v1/tenants/{id}/subscription", Access::kAnyKey,
-          [s, created](Context& ctx) -> Response {
+          [s, visible](Context& ctx) -> Response {
             const auto id = ctx.Param("id");
-            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            auto c = visible(ctx);
             if (!c) return NoSuchTenant(id);
             auto t = s.subscriptions->Get(id, *c);
             if (!t) return SubscriptionProblem(t.error());
@@ -130,9 +135,9 @@ void AddSubscriptionRoutes(Api& api, Services s) {
   for (const bool preview : {false, true}) {
     api.Add("POST",
             preview ? "/v1/tenants/{id}/subscription/preview" : "/v1/tenants/{id}/subscription",
-            Access::kAnyKey, [s, created, preview](Context& ctx) -> Response {
+            Access::kAnyKey, [s, visible, preview](Context& ctx) -> Response {
               const auto id = ctx.Param("id");
-              auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+              auto c = visible(ctx);
               if (!c) return NoSuchTenant(id);
               auto req = ReadChange(ctx.request);
               if (auto* problem = std::get_if<Response>(&req)) return std::move(*problem);
@@ -146,9 +151,9 @@ void AddSubscriptionRoutes(Api& api, Services s) {
   }
 
   api.Add("POST", "/v1/tenants/{id}/subscription/cancel", Access::kAnyKey,
-          [s, created](Context& ctx) -> Response {
+          [s, visible](Context& ctx) -> Response {
             const auto id = ctx.Param("id");
-            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            auto c = visible(ctx);
             if (!c) return NoSuchTenant(id);
             bool now = false;
             if (!ctx.request.body.empty()) {
@@ -170,9 +175,9 @@ void AddSubscriptionRoutes(Api& api, Services s) {
           });
 
   api.Add("POST", "/v1/tenants/{id}/subscription/reactivate", Access::kAnyKey,
-          [s, created](Context& ctx) -> Response {
+          [s, visible](Context& ctx) -> Response {
             const auto id = ctx.Param("id");
-            auto c = ctx.principal.MaySee(id) ? created(id) : std::nullopt;
+            auto c = visible(ctx);
             if (!c) return NoSuchTenant(id);
             auto r = s.subscriptions->Reactivate(id, *c, ctx.principal.key_id);
             if (!r) return SubscriptionProblem(r.error());

@@ -217,17 +217,6 @@ uint32_t DedupeIndex::NewEntry(uint64_t hash, std::string_view key, uint64_t lsn
   return ref;
 }
 
-uint32_t DedupeIndex::Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp) {
-  Shard& s = shards_[ShardOf(hash)];
-  if (s.old.slots != nullptr) Migrate(s, 64);
-  if ((s.count + 1) * 2 > s.cur.mask + 1) Grow(s);
-  const uint32_t ref = NewEntry(hash, key, lsn, fp);
-  ++s.count;
-  if (!s.table_requested && s.count * 5 > (s.cur.mask + 1) * 2) RequestTable(s);
-  Place(s.cur, Slot{Tag(hash), ref});
-  return ref;
-}
-
 uint32_t DedupeIndex::FindOrInsert(uint64_t hash, std::string_view key, uint64_t lsn,
                                    Fingerprint fp, bool* inserted) {
   Shard& s = shards_[ShardOf(hash)];

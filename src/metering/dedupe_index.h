@@ -87,8 +87,6 @@ class DedupeIndex {
   // probe sequence, and returns the new entry (*inserted = true).
   uint32_t FindOrInsert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp,
                         bool* inserted);
-  // Adds `key` (which must be absent) and returns its entry's reference.
-  uint32_t Insert(uint64_t hash, std::string_view key, uint64_t lsn, Fingerprint fp);
   DedupeEntry& entry(uint32_t ref) { return *At(ref); }
   const DedupeEntry& entry(uint32_t ref) const { return *At(ref); }
   static std::string_view key(const DedupeEntry& e) {

@@ -215,7 +215,6 @@ void MeteringEngine::Open() {
   FlushReplay();
   next_lsn_ = log_.end_lsn();
   durable_lsn_ = next_lsn_;
-  opened_ = true;
   Log(LogLevel::kInfo, "metering_opened",
       {{"records", static_cast<int64_t>(records)},
        {"events", static_cast<int64_t>(dedupe_.size())},

@@ -288,7 +288,6 @@ class MeteringEngine {
   std::atomic<uint64_t> outcome_counts_[4] = {0, 0, 0, 0};
   std::atomic<uint64_t> voided_{0};
   std::atomic<uint64_t> group_commits_{0};
-  bool opened_ = false;
 };
 
 }  // namespace caas::metering

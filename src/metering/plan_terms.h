@@ -1,7 +1,9 @@
 // What the metering engine needs to know about a tenant's plan: the billing
 // period an instant falls in, and the included quantities and limits of each
-// metric. The subscriptions module will implement PlanDirectory; until then
-// DefaultPlanDirectory puts every tenant on Free with UTC calendar months.
+// metric. In the service, app wires a PlanDirectory backed by subscriptions
+// (terms from the catalog). DefaultPlanDirectory, with the pricing model's
+// defaults below, is the stand-alone directory of metering's own tests and
+// benchmarks.
 #pragma once
 
 #include <map>
@@ -37,7 +39,8 @@ struct PlanTerms {
   }
 };
 
-// The defaults of the pricing model (docs/metering.md).
+// The defaults of the pricing model, for tests and benchmarks; the service
+// reads them from catalog/plans.json.
 PlanTerms FreeTerms();        // 10,000 messages, 1,000 MAU, hard limits
 PlanTerms ProTerms();         // 100,000 messages, 10,000 MAU included, overage billed
 PlanTerms EnterpriseTerms();  // unlimited unless configured

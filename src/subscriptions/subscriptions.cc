@@ -751,6 +751,21 @@ Entitlements SubscriptionService::ComputeEntitlements(const TenantSubscriptions&
   return e;
 }
 
+void SubscriptionService::ForEachTenant(const std::function<bool(const storage::Document&)>& f) {
+  std::string after;
+  for (;;) {
+    storage::ListQuery q;
+    q.starting_after = after;
+    q.limit = 1000;
+    auto page = store_.List(kCollection, q);
+    for (const auto& doc : page.items) {
+      if (!f(doc)) return;
+    }
+    if (!page.has_more || page.items.empty()) return;
+    after = page.items.back().id;
+  }
+}
+
 Result<int> SubscriptionService::MigratePlan(const std::string& plan,
                                              std::optional<int> from_version, int to_version,
                                              std::string_view actor) {
@@ -760,46 +775,39 @@ Result<int> SubscriptionService::MigratePlan(const std::string& plan,
   }
   int migrated = 0;
   std::vector<std::string> changed;
+  caas::Status failed;
   {
     std::lock_guard lock(mu_);
     const Instant now = clock_.Now();
-    std::string after;
-    for (;;) {
-      storage::ListQuery q;
-      q.starting_after = after;
-      q.limit = 1000;
-      auto page = store_.List(kCollection, q);
-      for (const auto& doc : page.items) {
-        TenantSubscriptions t = FromJson(json::parse(doc.body).as_object());
-        t.doc_version = doc.version;
-        bool touched = false;
-        if (t.current.plan.id == plan && t.current.plan.version != to_version &&
-            (!from_version || t.current.plan.version == *from_version)) {
-          Transition(t, PlanRef{plan, to_version}, t.current.status, actor,
-                     "migrated from " + plan + " version " +
-                         std::to_string(t.current.plan.version) + " to version " +
-                         std::to_string(to_version),
-                     now);
-          touched = true;
-        }
-        if (t.current.scheduled_plan && t.current.scheduled_plan->id == plan &&
-            t.current.scheduled_plan->version != to_version) {
-          t.current.scheduled_plan->version = to_version;
-          touched = true;
-        }
-        if (!touched) continue;
-        Emit(t, "subscription.plan_migrated",
-             json::object{{"plan", plan}, {"plan_version", to_version}}, now);
-        caas::Status st = Save(t, false);
-        if (!st) return st.error();
-        ++migrated;
-        changed.push_back(t.tenant);
+    ForEachTenant([&](const storage::Document& doc) {
+      TenantSubscriptions t = FromJson(json::parse(doc.body).as_object());
+      t.doc_version = doc.version;
+      bool touched = false;
+      if (t.current.plan.id == plan && t.current.plan.version != to_version &&
+          (!from_version || t.current.plan.version == *from_version)) {
+        Transition(t, PlanRef{plan, to_version}, t.current.status, actor,
+                   "migrated from " + plan + " version " + std::to_string(t.current.plan.version) +
+                       " to version " + std::to_string(to_version),
+                   now);
+        touched = true;
       }
-      if (!page.has_more || page.items.empty()) break;
-      after = page.items.back().id;
-    }
+      if (t.current.scheduled_plan && t.current.scheduled_plan->id == plan &&
+          t.current.scheduled_plan->version != to_version) {
+        t.current.scheduled_plan->version = to_version;
+        touched = true;
+      }
+      if (!touched) return true;
+      Emit(t, "subscription.plan_migrated",
+           json::object{{"plan", plan}, {"plan_version", to_version}}, now);
+      failed = Save(t, false);
+      if (!failed) return false;
+      ++migrated;
+      changed.push_back(t.tenant);
+      return true;
+    });
   }
-  for (const auto& tenant : changed) Notify(tenant);
+  for (const auto& tenant : changed) Notify(tenant);  // also those moved before a failure
+  if (!failed) return failed.error();
   return migrated;
 }
 
@@ -812,22 +820,14 @@ Result<int> SubscriptionService::RunDue(Instant until,
     std::string who;
     {
       std::lock_guard lock(mu_);
-      std::string after;
-      for (;;) {
-        storage::ListQuery q;
-        q.starting_after = after;
-        q.limit = 1000;
-        auto page = store_.List(kCollection, q);
-        for (const auto& doc : page.items) {
-          auto due = NextDue(FromJson(json::parse(doc.body).as_object()));
-          if (due && *due <= until && (!earliest || *due < *earliest)) {
-            earliest = due;
-            who = doc.id;
-          }
+      ForEachTenant([&](const storage::Document& doc) {
+        auto due = NextDue(FromJson(json::parse(doc.body).as_object()));
+        if (due && *due <= until && (!earliest || *due < *earliest)) {
+          earliest = due;
+          who = doc.id;
         }
-        if (!page.has_more || page.items.empty()) break;
-        after = page.items.back().id;
-      }
+        return true;
+      });
     }
     if (!earliest) return ran;
     if (before_each) before_each(*earliest);

@@ -228,6 +228,8 @@ class SubscriptionService {
   std::mutex cache_mu_;
   std::map<std::string, View, std::less<>> cache_;  // guarded by cache_mu_
   void Notify(const std::string& tenant);
+  // Calls `f` with every tenant's document, in id order, until it returns false.
+  void ForEachTenant(const std::function<bool(const storage::Document&)>& f);
 };
 
 boost::json::object ToJson(const TenantSubscriptions& t, const catalog::Catalog& catalog);

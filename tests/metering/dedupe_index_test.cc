@@ -26,14 +26,10 @@ TEST(DedupeIndex, ExactThroughGrowthAndMigration) {
     keys.push_back("tenant\x1fsource\x1f" + std::to_string(static_cast<uint64_t>(i) * 7919 + 13));
     const uint64_t h = H(keys.back(), seed);
     ASSERT_EQ(index.Find(h, keys.back()), DedupeIndex::kNone);
-    if (i % 2) {
-      refs.push_back(index.Insert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2}));
-    } else {
-      bool inserted = false;
-      refs.push_back(index.FindOrInsert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2},
-                                        &inserted));
-      ASSERT_TRUE(inserted);
-    }
+    bool inserted = false;
+    refs.push_back(
+        index.FindOrInsert(h, keys.back(), static_cast<uint64_t>(i), Fingerprint{1, 2}, &inserted));
+    ASSERT_TRUE(inserted);
     if (i % 7 == 0 && i > 0) {  // an earlier key again: found, not added
       const size_t j = static_cast<size_t>(i) / 2;
       bool inserted = true;
@@ -59,9 +55,12 @@ TEST(DedupeIndex, ExactThroughGrowthAndMigration) {
 // Equal hashes, different keys: the full key decides.
 TEST(DedupeIndex, SameHashDifferentKeys) {
   DedupeIndex index;
-  const uint32_t a = index.Insert(42, "a", 1, {});
+  bool inserted = false;
+  const uint32_t a = index.FindOrInsert(42, "a", 1, {}, &inserted);
+  EXPECT_TRUE(inserted);
   EXPECT_EQ(index.Find(42, "b"), DedupeIndex::kNone);
-  const uint32_t b = index.Insert(42, "b", 2, {});
+  const uint32_t b = index.FindOrInsert(42, "b", 2, {}, &inserted);
+  EXPECT_TRUE(inserted);
   EXPECT_NE(a, b);
   EXPECT_EQ(index.Find(42, "a"), a);
   EXPECT_EQ(index.Find(42, "b"), b);
