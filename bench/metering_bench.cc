@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 
+#include "catalog/catalog.h"
 #include "core/clock.h"
 #include "metering/metering.h"
 
@@ -24,7 +25,6 @@ std::string EventJson(const std::string& id, const std::string& time) {
 struct EngineFixture {
   std::filesystem::path dir;
   SystemClock clock;
-  DefaultPlanDirectory plans;
   std::unique_ptr<MeteringEngine> engine;
   explicit EngineFixture(size_t reserve = 0) {
     static std::atomic<int> n{0};
@@ -34,8 +34,16 @@ struct EngineFixture {
     MeteringOptions o;
     o.dir = dir.string();
     o.reserve_events = reserve;
+    // Every tenant on Free, calendar months, since 2020.
+    const Instant start = ParseRfc3339("2020-01-01T00:00:00Z").value();
+    catalog::Timeline free({catalog::Segment{start, catalog::Schedule{start, start, true, {}},
+                                             catalog::Catalog::Default().Latest("free")->Terms()}});
     engine = std::make_unique<MeteringEngine>(
-        o, clock, plans, [](std::string_view) { return true; }, nullptr);
+        o, clock,
+        [free](std::string_view) -> Result<VersionedTimeline> {
+          return VersionedTimeline{0, free};
+        },
+        nullptr);
     engine->Open();
   }
   ~EngineFixture() {

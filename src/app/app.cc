@@ -7,25 +7,6 @@
 
 namespace caas::app {
 
-namespace {
-// Metering's view of plans: the subscription in force (Free until the
-// tenant's subscription says otherwise).
-class SubscriptionPlans : public metering::PlanDirectory {
- public:
-  explicit SubscriptionPlans(subscriptions::SubscriptionService& s) : s_(s) {}
-  metering::PlanTerms TermsFor(std::string_view tenant) const override {
-    auto v = s_.CachedView(tenant);
-    return v ? v->entitlements.terms : s_.catalog().Latest("free")->Terms();
-  }
-  Period PeriodFor(std::string_view tenant, Instant t) const override {
-    return s_.PeriodFor(tenant, t);
-  }
-
- private:
-  subscriptions::SubscriptionService& s_;
-};
-}  // namespace
-
 std::vector<storage::CollectionSpec> AllCollections() {
   return {tenants::TenantsCollectionSpec(), tenants::ApiKeysCollectionSpec(),
           http::IdempotencyCollectionSpec(), events::BillingEventsCollectionSpec(),
@@ -73,17 +54,16 @@ App::App(const Config& config, bool migrate, bool metering) {
     if (!t) return std::nullopt;
     return t->created_at;
   });
-  plans_ = std::make_unique<SubscriptionPlans>(*subscriptions_);
   if (!metering) return;
   metering::MeteringOptions options;
   options.dir = config.data_dir + "/events";
   options.late_window = std::chrono::hours(24) * config.late_window_days;
   options.reserve_events = static_cast<size_t>(config.metering_reserve_events);
   metering_ = std::make_unique<metering::MeteringEngine>(
-      options, *clock_, *plans_,
-      [this](std::string_view tenant) { return tenants_->Get(tenant).ok(); },
+      options, *clock_,
+      [this](std::string_view tenant) { return subscriptions_->TimelineOf(tenant); },
       [this](const metering::ThresholdEvent& e) {
-        const std::string metric(metering::MetricName(e.metric));
+        const std::string metric(catalog::MetricName(e.metric));
         const std::string period_start = FormatRfc3339(e.period.start);
         billing_events_->Record("usage.threshold_reached", e.tenant,
                                 boost::json::object{{"metric", metric},
@@ -97,7 +77,16 @@ App::App(const Config& config, bool migrate, bool metering) {
                                     std::to_string(e.percent));
       });
   metering_->Open();
-  subscriptions_->OnChange([this](const std::string& tenant) { metering_->RefreshTerms(tenant); });
+  // Metering rates usage by each tenant's terms timeline: pushed after every
+  // change, and once at start for every tenant (a change saved just before a
+  // crash reaches the log now; unchanged timelines cost nothing).
+  subscriptions_->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
+    metering_->SetTimeline(t.tenant, {t.doc_version, subscriptions_->TimelineOf(t)});
+  });
+  subscriptions_->ForEachTenant([this](const subscriptions::TenantSubscriptions& t) {
+    metering_->SetTimeline(t.tenant, {t.doc_version, subscriptions_->TimelineOf(t)});
+    return true;
+  });
 }
 
 }  // namespace caas::app

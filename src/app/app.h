@@ -68,7 +68,6 @@ class App {
   std::unique_ptr<events::BillingEventRecorder> billing_events_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<subscriptions::SubscriptionService> subscriptions_;
-  std::unique_ptr<metering::PlanDirectory> plans_;
   ManualClock* manual_clock_ = nullptr;
   std::unique_ptr<metering::MeteringEngine> metering_;  // destroyed first
 };

@@ -13,9 +13,7 @@ Result<catalog::Catalog> LoadCatalog(const std::string& file) {
   return catalog::Catalog::Load(file);
 }
 
-std::string Count(const std::optional<int64_t>& v) {
-  return v ? std::to_string(*v) : std::string("-");
-}
+std::string Count(const std::optional<Decimal>& v) { return v ? v->ToString() : "-"; }
 
 }  // namespace
 
@@ -62,7 +60,7 @@ int RunPlansShow(const std::string& file, const std::string& plan, int version) 
             << "\n";
   std::printf("  %-10s %12s %12s %14s\n", "metric", "included", "limit", "unit price");
   for (const auto& [m, mp] : p->metrics) {
-    std::printf("  %-10s %12s %12s %14s\n", std::string(metering::MetricName(m)).c_str(),
+    std::printf("  %-10s %12s %12s %14s\n", std::string(catalog::MetricName(m)).c_str(),
                 Count(mp.included).c_str(), Count(mp.limit).c_str(),
                 mp.unit_price ? mp.unit_price->ToString().c_str() : "-");
   }

@@ -87,16 +87,16 @@ Result<PlanVersion> ReadPlan(const json::value& pv, const std::string& where_pre
   if (!metrics || !metrics->is_object()) return r.Fail("metrics", "must be an object");
   for (const auto& [k, v] : metrics->as_object()) {
     const std::string field = "metrics." + std::string(k);
-    auto m = metering::ParseMetric(std::string_view(k));
+    auto m = ParseMetric(std::string_view(k));
     if (!m) return r.Fail(field, "is not a metric (messages, api_calls, mau, storage)");
     if (!v.is_object()) return r.Fail(field, "must be an object");
-    MetricPricing mp;
+    MetricTerms mp;
     for (const auto& [mk, mv] : v.as_object()) {
       const std::string f = field + "." + std::string(mk);
       if (mk == "included" || mk == "limit") {
         auto n = NonNegativeInt(mv);
         if (!n) return r.Fail(f, "must be a non-negative integer");
-        (mk == "included" ? mp.included : mp.limit) = *n;
+        (mk == "included" ? mp.included : mp.limit) = Decimal::FromInt(*n);
       } else if (mk == "unit_price") {
         auto d = mv.is_string() ? Decimal::Parse(std::string_view(mv.as_string()))
                                 : Result<Decimal>(Error::Invalid(f, "not a string"));
@@ -117,11 +117,9 @@ Result<PlanVersion> ReadPlan(const json::value& pv, const std::string& where_pre
     }
     plan.metrics[*m] = mp;
   }
-  for (auto m : {metering::Metric::kMessages, metering::Metric::kApiCalls, metering::Metric::kMau,
-                 metering::Metric::kStorage}) {
-    if (!plan.metrics.count(m)) {
-      return r.Fail("metrics." + std::string(metering::MetricName(m)), "is required");
-    }
+  for (Metric m : kAllMetrics) {
+    if (!plan.metrics.count(m))
+      return r.Fail("metrics." + std::string(MetricName(m)), "is required");
   }
   const auto* features = p.if_contains("features");
   if (!features || !features->is_object()) return r.Fail("features", "must be an object");
@@ -142,27 +140,12 @@ Result<PlanVersion> ReadPlan(const json::value& pv, const std::string& where_pre
 
 }  // namespace
 
-metering::PlanTerms PlanVersion::Terms() const {
-  metering::PlanTerms t;
+catalog::Terms PlanVersion::Terms() const {
+  catalog::Terms t;
   t.plan = id;
-  auto count = [&](metering::Metric m) {
-    metering::CountTerms c;
-    auto it = metrics.find(m);
-    if (it != metrics.end()) {
-      c.included = it->second.included;
-      c.limit = it->second.limit;
-    }
-    return c;
-  };
-  t.messages = count(metering::Metric::kMessages);
-  t.api_calls = count(metering::Metric::kApiCalls);
-  t.mau = count(metering::Metric::kMau);
-  auto s = metrics.find(metering::Metric::kStorage);
-  if (s != metrics.end()) {
-    if (s->second.included) t.storage_included = Decimal::FromInt(*s->second.included);
-    if (s->second.limit) t.storage_limit = Decimal::FromInt(*s->second.limit);
-    if (!t.storage_included && s->second.unit_price) t.storage_included = Decimal();
-  }
+  t.plan_version = version;
+  t.base_fee = base_fee;
+  for (const auto& [m, terms] : metrics) t.of(m) = terms;
   return t;
 }
 

@@ -13,18 +13,12 @@
 #include <string>
 #include <vector>
 
+#include "catalog/terms.h"
 #include "core/decimal.h"
 #include "core/money.h"
 #include "core/status.h"
-#include "metering/plan_terms.h"
 
 namespace caas::catalog {
-
-struct MetricPricing {
-  std::optional<int64_t> included;    // units in the base fee (storage: whole GB-month)
-  std::optional<int64_t> limit;       // hard cap; absent: no cap
-  std::optional<Decimal> unit_price;  // per unit beyond `included`, in major units
-};
 
 struct PlanVersion {
   std::string id;  // "pro"
@@ -34,11 +28,11 @@ struct PlanVersion {
   Money base_fee{0, Currency::Usd()};  // per month
   int trial_days = 0;                  // 0: no trial
   bool custom = false;                 // terms set per tenant (Enterprise)
-  std::map<metering::Metric, MetricPricing> metrics;
+  std::map<Metric, MetricTerms> metrics;
   std::map<std::string, bool> features;
 
-  // What metering enforces for this plan.
-  metering::PlanTerms Terms() const;
+  // The terms of this plan version (custom plans: before per-tenant terms).
+  catalog::Terms Terms() const;
 };
 
 inline const std::vector<std::string>& KnownFeatures() {

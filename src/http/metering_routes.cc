@@ -6,11 +6,12 @@
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/problem.h"
+#include "http/subscription_json.h"
 #include "metering/metering.h"
 
 namespace caas::http {
 namespace json = boost::json;
-using metering::Metric;
+using catalog::Metric;
 
 namespace {
 
@@ -44,20 +45,6 @@ const std::string& PeriodText(const Period& p) {
     text = json::serialize(PeriodJson(p));
   }
   return text;
-}
-
-std::string_view UnitOf(Metric m) {
-  switch (m) {
-    case Metric::kMessages:
-      return "message";
-    case Metric::kApiCalls:
-      return "call";
-    case Metric::kMau:
-      return "user";
-    case Metric::kStorage:
-      return "GB-month";
-  }
-  return "";
 }
 
 std::string IngestAnswer(const std::vector<metering::Outcome>& outcomes) {
@@ -239,7 +226,7 @@ void AddMeteringRoutes(Api& api, Services s) {
               tenant = std::string(v.as_string());
             }
           } else if (k == "metric") {
-            auto m = v.is_string() ? metering::ParseMetric(std::string_view(v.as_string()))
+            auto m = v.is_string() ? catalog::ParseMetric(std::string_view(v.as_string()))
                                    : std::nullopt;
             has_metric = m.has_value();
             if (m) metric = *m;
@@ -286,7 +273,7 @@ void AddMeteringRoutes(Api& api, Services s) {
         r.body += "{\"tenant\":";
         r.body += JsonQuote(tenant);
         r.body += ",\"metric\":\"";
-        r.body += metering::MetricName(metric);
+        r.body += catalog::MetricName(metric);
         r.body += d->allowed ? "\",\"allowed\":true" : "\",\"allowed\":false";
         r.body += ",\"used\":" + json::serialize(Amount(metric, d->used));
         r.body += ",\"limit\":" + json::serialize(OptAmount(metric, d->limit));
@@ -312,18 +299,40 @@ void AddMeteringRoutes(Api& api, Services s) {
     if (!u) return NoSuchTenant(id);
     json::object metrics;
     for (const auto& m : u->metrics) {
-      metrics[metering::MetricName(m.metric)] =
+      metrics[catalog::MetricName(m.metric)] =
           json::object{{"used", Amount(m.metric, m.used)},
                        {"included", OptAmount(m.metric, m.included)},
                        {"limit", OptAmount(m.metric, m.limit)},
                        {"overage", Amount(m.metric, m.overage)},
-                       {"unit", UnitOf(m.metric)}};
+                       {"unit", catalog::MetricUnit(m.metric)}};
+    }
+    // The period's slices: the terms in force in each and what each rated.
+    json::array segments;
+    for (const auto& sl : u->slices) {
+      json::object sm;
+      for (Metric m : catalog::kAllMetrics) {
+        const int i = catalog::MetricIndex(m);
+        sm[catalog::MetricName(m)] =
+            json::object{{"used", Amount(m, sl.used[i])},
+                         {"billable", Amount(m, sl.billable[i])},
+                         {"included", OptAmount(m, sl.terms.of(m).included)},
+                         {"unit_price", sl.terms.of(m).unit_price
+                                            ? json::value(sl.terms.of(m).unit_price->ToString())
+                                            : json::value(nullptr)}};
+      }
+      segments.push_back(json::object{{"from", FormatRfc3339(sl.from)},
+                                      {"to", FormatRfc3339(sl.to)},
+                                      {"plan", sl.terms.plan},
+                                      {"plan_version", sl.terms.plan_version},
+                                      {"trial", sl.terms.trial},
+                                      {"metrics", sm}});
     }
     return JsonResponse(200, json::object{{"tenant", u->tenant},
                                           {"plan", u->plan},
-                                          {"period", PeriodJson(u->period)},
+                                          {"period", PeriodJson(u->period.period)},
                                           {"as_of", FormatRfc3339(u->as_of)},
-                                          {"metrics", metrics}});
+                                          {"metrics", metrics},
+                                          {"segments", segments}});
   });
 
   api.Add("GET", "/v1/tenants/{id}/usage/daily", Access::kAnyKey, [s](Context& ctx) -> Response {
@@ -389,6 +398,7 @@ void AddMeteringRoutes(Api& api, Services s) {
     if (auto problem = ReadPageParams(ctx.request, "bev", &page)) {
       return std::move(*problem);
     }
+    s.billing_events->Flush();  // read your writes: what was announced is listed
     auto p = s.billing_events->List(id, page.starting_after, page.limit);
     json::array data;
     for (const auto& e : p.items) data.push_back(events::BillingEventToJson(e));

@@ -4,6 +4,7 @@
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/problem.h"
+#include "http/subscription_json.h"
 #include "subscriptions/subscriptions.h"
 
 namespace caas::http {
@@ -42,7 +43,7 @@ std::variant<subs::ChangeRequest, Response> ReadChange(const Request& req) {
       }
     } else if (k == "at") {
       if (v.is_string() && (v.as_string() == "now" || v.as_string() == "period_end")) {
-        r.at = std::string(v.as_string());
+        r.at = v.as_string() == "now" ? subs::When::kNow : subs::When::kPeriodEnd;
       } else {
         errors.push_back(Error::Invalid("at", "must be \"now\" or \"period_end\""));
       }
@@ -54,7 +55,8 @@ std::variant<subs::ChangeRequest, Response> ReadChange(const Request& req) {
       }
     } else if (k == "billing_anchor") {
       if (v.is_string() && (v.as_string() == "calendar" || v.as_string() == "anniversary")) {
-        r.calendar_anchor = v.as_string() == "calendar";
+        r.billing_anchor =
+            v.as_string() == "calendar" ? subs::Anchor::kCalendar : subs::Anchor::kAnniversary;
       } else {
         errors.push_back(
             Error::Invalid("billing_anchor", "must be \"calendar\" or \"anniversary\""));
@@ -68,43 +70,77 @@ std::variant<subs::ChangeRequest, Response> ReadChange(const Request& req) {
   return r;
 }
 
-json::object ChangeJson(const subs::ChangeResult& r, const catalog::Catalog& c) {
+json::object ChangeJson(const subs::ChangeResult& r, const subs::SubscriptionService& svc) {
   json::array lines;
   int64_t total = 0;
   for (const auto& l : r.lines) {
-    lines.push_back(subs::LineToJson(l));
+    lines.push_back(LineJson(l));
     total += l.amount.amount_minor();
   }
-  return {{"effect", r.effect},
+  return {{"effect", subs::EffectName(r.effect)},
           {"lines", lines},
           {"total_minor", total},
-          {"currency", c.currency().code},
-          {"subscription", subs::ToJson(r.state, c)}};
+          {"currency", svc.catalog().currency().code},
+          {"subscription", SubscriptionsJson(r.state, svc.catalog(), svc.TimelineOf(r.state))}};
 }
 
 json::object EntitlementsJson(const std::string& tenant, const subs::Entitlements& e) {
   json::object features, limits;
   for (const auto& [k, v] : e.features) features[k] = v;
-  auto count = [](const metering::CountTerms& c) {
-    return json::object{{"included", c.included ? json::value(*c.included) : json::value(nullptr)},
-                        {"limit", c.limit ? json::value(*c.limit) : json::value(nullptr)}};
-  };
-  limits["messages"] = count(e.terms.messages);
-  limits["mau"] = count(e.terms.mau);
-  limits["api_calls"] = count(e.terms.api_calls);
-  limits["storage"] = json::object{
-      {"included", e.terms.storage_included ? json::value(e.terms.storage_included->ToString())
-                                            : json::value(nullptr)},
-      {"limit", e.terms.storage_limit ? json::value(e.terms.storage_limit->ToString())
-                                      : json::value(nullptr)}};
+  for (catalog::Metric m : catalog::kAllMetrics) {
+    json::object t = MetricTermsJson(m, e.terms.of(m));
+    t.erase("unit_price");
+    limits[catalog::MetricName(m)] = t;
+  }
   return {{"tenant", tenant},
           {"plan", e.plan},
           {"plan_version", e.plan_version},
           {"status", subs::StateName(e.status)},
+          {"trial", e.terms.trial},
           {"period", json::object{{"start", FormatRfc3339(e.period.start)},
                                   {"end", FormatRfc3339(e.period.end)}}},
           {"features", features},
           {"limits", limits}};
+}
+
+// Reads one metric's terms: included/limit are integers (storage: also a
+// decimal string of GB-month), unit_price a decimal string.
+void ReadMetricTerms(catalog::Metric m, const json::object& o, const std::string& field,
+                     catalog::MetricTerms* out, std::vector<Error>& errors) {
+  for (const auto& [k, v] : o) {
+    const std::string f = field + "." + std::string(k);
+    if (k == "included" || k == "limit") {
+      std::optional<Decimal> d;
+      if (v.is_int64() && v.as_int64() >= 0) d = Decimal::FromInt(v.as_int64());
+      if (!catalog::IsCounted(m) && v.is_string()) {
+        auto p = Decimal::Parse(std::string_view(v.as_string()));
+        if (p && !p->IsNegative()) d = *p;
+      }
+      if (!d) {
+        errors.push_back(Error::Invalid(
+            f, catalog::IsCounted(m) ? "must be a non-negative integer"
+                                     : "must be a non-negative integer or decimal string"));
+        continue;
+      }
+      (k == "included" ? out->included : out->limit) = *d;
+    } else if (k == "unit_price") {
+      auto p = v.is_string() ? Decimal::Parse(std::string_view(v.as_string()))
+                             : Result<Decimal>(Error::Invalid(f, ""));
+      if (!p || p->IsNegative()) {
+        errors.push_back(
+            Error::Invalid(f, "must be a non-negative decimal string, e.g. \"0.0001\""));
+        continue;
+      }
+      out->unit_price = *p;
+    } else {
+      errors.push_back(
+          Error::Invalid(f.substr(0, 96), "is not a known field (included, limit, unit_price)"));
+    }
+  }
+  if (errors.empty()) {
+    const std::string why = catalog::CheckMetricTerms(*out, catalog::IsCounted(m));
+    if (!why.empty()) errors.push_back(Error::Invalid(field, why));
+  }
 }
 
 }  // namespace
@@ -129,7 +165,8 @@ void AddSubscriptionRoutes(Api& api, Services s) {
             if (!c) return NoSuchTenant(id);
             auto t = s.subscriptions->Get(id, *c);
             if (!t) return SubscriptionProblem(t.error());
-            return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+            return JsonResponse(200, SubscriptionsJson(*t, s.subscriptions->catalog(),
+                                                       s.subscriptions->TimelineOf(*t)));
           });
 
   for (const bool preview : {false, true}) {
@@ -146,7 +183,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
                                : s.subscriptions->Change(id, *c, change, ctx.principal.key_id,
                                                          ctx.principal.IsAdmin());
               if (!r) return SubscriptionProblem(r.error());
-              return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+              return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
             });
   }
 
@@ -171,7 +208,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
             }
             auto r = s.subscriptions->Cancel(id, *c, now, ctx.principal.key_id);
             if (!r) return SubscriptionProblem(r.error());
-            return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+            return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
           });
 
   api.Add("POST", "/v1/tenants/{id}/subscription/reactivate", Access::kAnyKey,
@@ -181,7 +218,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
             if (!c) return NoSuchTenant(id);
             auto r = s.subscriptions->Reactivate(id, *c, ctx.principal.key_id);
             if (!r) return SubscriptionProblem(r.error());
-            return JsonResponse(200, ChangeJson(*r, s.subscriptions->catalog()));
+            return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
           });
 
   // Enterprise terms and feature overrides (admin).
@@ -210,28 +247,16 @@ void AddSubscriptionRoutes(Api& api, Services s) {
             }
           } else if (k == "metrics" && v.is_object()) {
             for (const auto& [mk, mv] : v.as_object()) {
-              auto m = metering::ParseMetric(std::string_view(mk));
-              const std::string f = "metrics." + std::string(mk);
+              auto m = catalog::ParseMetric(std::string_view(mk));
+              const std::string f = "metrics." + std::string(mk).substr(0, 64);
               if (!m || !mv.is_object()) {
                 errors.push_back(Error::Invalid(
                     f, "must be one of messages, api_calls, mau, storage, with an object"));
                 continue;
               }
-              catalog::MetricPricing mp;
-              for (const auto& [fk, fv] : mv.as_object()) {
-                if ((fk == "included" || fk == "limit") && fv.is_int64() && fv.as_int64() >= 0) {
-                  (fk == "included" ? mp.included : mp.limit) = fv.as_int64();
-                } else if (fk == "unit_price" && fv.is_string() &&
-                           Decimal::Parse(std::string_view(fv.as_string())).ok() &&
-                           !Decimal::Parse(std::string_view(fv.as_string()))->IsNegative()) {
-                  mp.unit_price = *Decimal::Parse(std::string_view(fv.as_string()));
-                } else {
-                  errors.push_back(Error::Invalid(
-                      f + "." + std::string(fk),
-                      "included/limit: non-negative integers; unit_price: a decimal string"));
-                }
-              }
-              terms.metrics[*m] = mp;
+              catalog::MetricTerms mt;
+              ReadMetricTerms(*m, mv.as_object(), f, &mt, errors);
+              terms.metrics[*m] = mt;
             }
           } else if (k == "features" && v.is_object()) {
             for (const auto& [fk, fv] : v.as_object()) {
@@ -251,9 +276,9 @@ void AddSubscriptionRoutes(Api& api, Services s) {
           }
         }
         if (!errors.empty()) return ProblemFromError(errors.front(), errors);
-        auto t = s.subscriptions->SetCustomTerms(id, *c, terms, features, ctx.principal.key_id);
-        if (!t) return SubscriptionProblem(t.error());
-        return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+        auto r = s.subscriptions->SetCustomTerms(id, *c, terms, features, ctx.principal.key_id);
+        if (!r) return SubscriptionProblem(r.error());
+        return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
       });
 
   // Until the payments issue lands, an operator records whether a card is
@@ -271,9 +296,10 @@ void AddSubscriptionRoutes(Api& api, Services s) {
               return ProblemFromError(
                   Error::Invalid("on_file", "must be true or false (the only field)"));
             }
-            auto t = s.subscriptions->SetPaymentMethod(id, *c, on->as_bool(), ctx.principal.key_id);
-            if (!t) return SubscriptionProblem(t.error());
-            return JsonResponse(200, subs::ToJson(*t, s.subscriptions->catalog()));
+            auto r = s.subscriptions->SetPaymentMethod(id, *c, on->as_bool(), ctx.principal.key_id);
+            if (!r) return SubscriptionProblem(r.error());
+            return JsonResponse(200, SubscriptionsJson(r->state, s.subscriptions->catalog(),
+                                                       s.subscriptions->TimelineOf(r->state)));
           });
 
   api.Add(
@@ -295,14 +321,8 @@ void AddSubscriptionRoutes(Api& api, Services s) {
     const auto& c = s.subscriptions->catalog();
     for (const auto& p : c.All()) {
       json::object metrics, features;
-      for (const auto& [m, mp] : p.metrics) {
-        json::object o;
-        o["included"] = mp.included ? json::value(*mp.included) : json::value(nullptr);
-        o["limit"] = mp.limit ? json::value(*mp.limit) : json::value(nullptr);
-        o["unit_price"] =
-            mp.unit_price ? json::value(mp.unit_price->ToString()) : json::value(nullptr);
-        metrics[metering::MetricName(m)] = o;
-      }
+      for (const auto& [m, mt] : p.metrics)
+        metrics[catalog::MetricName(m)] = MetricTermsJson(m, mt);
       for (const auto& [f, on] : p.features) features[f] = on;
       plans.push_back(json::object{{"id", p.id},
                                    {"version", p.version},

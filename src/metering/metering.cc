@@ -8,20 +8,16 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "metering/record.h"
 
 namespace caas::metering {
 namespace {
 
 constexpr int64_t kMicrosPerDay = 86'400'000'000;
-constexpr uint8_t kEventRecord = 1;
-constexpr uint8_t kVoidRecord = 2;
 const uint64_t kHashSeed = std::random_device{}() * 0x9E3779B97F4A7C15ull ^ std::random_device{}();
 
 int64_t Us(Instant t) { return t.time_since_epoch().count(); }
-int64_t DayOf(Instant t) {
-  int64_t us = Us(t);
-  return us >= 0 ? us / kMicrosPerDay : -((-us + kMicrosPerDay - 1) / kMicrosPerDay);
-}
+Instant FromUs(int64_t us) { return Instant(Micros(us)); }
 
 // Key bytes: the tenant's number (4 bytes, see TenantRef), then source and id
 // joined by U+001F, which neither may contain (control characters are
@@ -48,121 +44,10 @@ Fingerprint FingerprintOf(const UsageEvent& ev) {
   return Fingerprint{h.low64, h.high64};
 }
 
-// Record encoding (little-endian, see docs/metering.md):
-//   u8 kind, u8 type, i64 time_us, i64 quantity, u16 lengths of tenant,
-//   source, id, subject, then the bytes; void records add i64 voided_at_us,
-//   u16 lengths of actor and reason, then those bytes.
-class Writer {
- public:
-  explicit Writer(std::string* out) : out_(out) {}
-  template <class T>
-  void Put(T v) {
-    out_->append(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void Len(std::string_view s) { Put(static_cast<uint16_t>(s.size())); }
-  void Bytes(std::string_view s) { out_->append(s); }
-
- private:
-  std::string* out_;
-};
-
-class Reader {
- public:
-  explicit Reader(std::string_view in) : in_(in) {}
-  template <class T>
-  T Get() {
-    T v{};
-    if (in_.size() - pos_ < sizeof v) {
-      ok_ = false;
-      return v;
-    }
-    std::memcpy(&v, in_.data() + pos_, sizeof v);
-    pos_ += sizeof v;
-    return v;
-  }
-  std::string Bytes(size_t n) {
-    if (in_.size() - pos_ < n) {
-      ok_ = false;
-      return {};
-    }
-    std::string s(in_.substr(pos_, n));
-    pos_ += n;
-    return s;
-  }
-  bool ok() const { return ok_ && pos_ == in_.size(); }
-
- private:
-  std::string_view in_;
-  size_t pos_ = 0;
-  bool ok_ = true;
-};
-
-void EncodeEventFields(Writer& w, uint8_t kind, const UsageEvent& ev) {
-  w.Put(kind);
-  w.Put(static_cast<uint8_t>(ev.type));
-  w.Put(static_cast<int64_t>(Us(ev.time)));
-  w.Put(ev.quantity);
-  w.Len(ev.tenant);
-  w.Len(ev.source);
-  w.Len(ev.id);
-  w.Len(ev.subject);
-  w.Bytes(ev.tenant);
-  w.Bytes(ev.source);
-  w.Bytes(ev.id);
-  w.Bytes(ev.subject);
-}
-
-using Decoded = DecodedRecord;
-
-std::optional<Decoded> Decode(std::string_view payload) {
-  Reader r(payload);
-  Decoded d;
-  d.kind = r.Get<uint8_t>();
-  uint8_t type = r.Get<uint8_t>();
-  if (type < 1 || type > 4) return std::nullopt;
-  d.event.type = static_cast<UsageType>(type);
-  d.event.time = Instant(Micros(r.Get<int64_t>()));
-  d.event.quantity = r.Get<int64_t>();
-  uint16_t tl = r.Get<uint16_t>(), sl = r.Get<uint16_t>(), il = r.Get<uint16_t>(),
-           subl = r.Get<uint16_t>();
-  uint16_t al = 0, rl = 0;
-  if (d.kind == kVoidRecord) {
-    d.event.tenant = r.Bytes(tl);
-    d.event.source = r.Bytes(sl);
-    d.event.id = r.Bytes(il);
-    d.event.subject = r.Bytes(subl);
-    d.voided_at = Instant(Micros(r.Get<int64_t>()));
-    al = r.Get<uint16_t>();
-    rl = r.Get<uint16_t>();
-    d.actor = r.Bytes(al);
-    d.reason = r.Bytes(rl);
-  } else if (d.kind == kEventRecord) {
-    d.event.tenant = r.Bytes(tl);
-    d.event.source = r.Bytes(sl);
-    d.event.id = r.Bytes(il);
-    d.event.subject = r.Bytes(subl);
-  } else {
-    return std::nullopt;
-  }
-  if (!r.ok()) return std::nullopt;
-  return d;
-}
-
-int MetricIndex(Metric m) { return static_cast<int>(m); }
-
-void AddUser(std::unordered_map<std::string, int32_t>& users, const std::string& subject,
-             int sign) {
-  if (sign > 0) {
-    ++users[subject];
-    return;
-  }
-  auto it = users.find(subject);
-  if (it != users.end() && --it->second <= 0) users.erase(it);
-}
-
-std::optional<Decimal> OptDec(std::optional<int64_t> v) {
-  if (!v) return std::nullopt;
-  return Decimal::FromInt(*v);
+int64_t WholeOr(const std::optional<Decimal>& d, int64_t none) {
+  if (!d) return none;
+  auto v = d->ToMinorUnitsExact(0);
+  return v ? *v : none;
 }
 
 }  // namespace
@@ -182,12 +67,10 @@ std::string_view OutcomeName(OutcomeKind kind) {
 }
 
 MeteringEngine::MeteringEngine(MeteringOptions options, const Clock& clock,
-                               const PlanDirectory& plans, TenantExists tenant_exists,
-                               ThresholdSink thresholds)
+                               TimelineSource timelines, ThresholdSink thresholds)
     : options_(std::move(options)),
       clock_(clock),
-      plans_(plans),
-      tenant_exists_(std::move(tenant_exists)),
+      timelines_(std::move(timelines)),
       thresholds_(std::move(thresholds)),
       log_(options_.dir, options_.segment_bytes) {}
 
@@ -226,32 +109,57 @@ void MeteringEngine::Open() {
 // Replay decodes records into a small batch, then looks their keys up with
 // the index slots prefetched (each lookup is a random memory access).
 void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
-  auto d = Decode(payload);
-  if (!d) throw LogCorruption("undecodable event record at LSN " + std::to_string(lsn));
+  auto d = DecodeRecord(payload);
+  if (!d) throw LogCorruption("undecodable record at LSN " + std::to_string(lsn));
+  ReplayItem item{lsn, Op{}, {}, 0};
+  item.op.lsn = lsn;
+  if (d->kind == RecordKind::kTerms) {
+    item.op.kind = OpKind::kTerms;
+    item.op.tenant = std::move(d->tenant);
+    item.op.version = d->version;
+    item.op.change = std::move(d->change);
+    replay_batch_.push_back(std::move(item));
+    return;
+  }
   if (d->event.tenant != replay_tenant_) {  // records come in runs of one tenant
     replay_tenant_ = d->event.tenant;
     replay_ref_ = TenantRef(replay_tenant_);
-    std::lock_guard lock(known_mu_);
-    known_.insert(replay_tenant_);
   }
-  ReplayItem item{lsn, std::move(*d), {}, 0};
-  BuildKey(&item.key, replay_ref_, item.record.event.source, item.record.event.id);
+  item.op.kind = d->kind == RecordKind::kVoid ? OpKind::kVoid : OpKind::kEvent;
+  item.op.event = std::move(d->event);
+  item.op.voided_at = d->voided_at;
+  item.op.actor = std::move(d->actor);
+  item.op.reason = std::move(d->reason);
+  BuildKey(&item.key, replay_ref_, item.op.event.source, item.op.event.id);
   item.hash = XXH3_64bits_withSeed(item.key.data(), item.key.size(), kHashSeed);
   replay_batch_.push_back(std::move(item));
   if (replay_batch_.size() >= 256) FlushReplay();
 }
 
 void MeteringEngine::FlushReplay() {
-  for (const auto& item : replay_batch_) dedupe_.Prefetch(item.hash);
+  for (const auto& item : replay_batch_) {
+    if (item.op.kind != OpKind::kTerms) dedupe_.Prefetch(item.hash);
+  }
   for (auto& item : replay_batch_) {
-    auto& d = item.record;
-    if (d.kind == kEventRecord) {
+    Op& op = item.op;
+    if (op.kind == OpKind::kTerms) {
+      Logged& logged = logged_[op.tenant];
+      if (op.change.keep > logged.timeline.segments().size()) {
+        throw LogCorruption("terms record at LSN " + std::to_string(item.lsn) +
+                            " keeps more segments than the tenant has");
+      }
+      logged.timeline.Apply(op.change);
+      logged.version = op.version;
+      {
+        std::unique_lock lock(starts_mu_);
+        starts_[op.tenant] = logged.timeline.start();
+      }
+    } else if (op.kind == OpKind::kEvent) {
       bool inserted = false;
-      dedupe_.FindOrInsert(item.hash, item.key, item.lsn, FingerprintOf(d.event), &inserted);
+      dedupe_.FindOrInsert(item.hash, item.key, item.lsn, FingerprintOf(op.event), &inserted);
       if (!inserted) {
         throw LogCorruption("event recorded twice at LSN " + std::to_string(item.lsn));
       }
-      Apply(Op{false, std::move(d.event), {}, {}, {}}, true, replay_now_);
     } else {
       uint32_t n = dedupe_.Find(item.hash, item.key);
       if (n == DedupeIndex::kNone || (dedupe_.entry(n).flags & DedupeIndex::kVoided)) {
@@ -259,9 +167,9 @@ void MeteringEngine::FlushReplay() {
                             std::to_string(item.lsn));
       }
       dedupe_.entry(n).flags |= DedupeIndex::kVoided;
-      Apply(Op{true, std::move(d.event), d.voided_at, std::move(d.actor), std::move(d.reason)},
-            false, replay_now_);
+      op.filed_lsn = dedupe_.entry(n).lsn;
     }
+    Apply(op, replay_now_);
   }
   replay_batch_.clear();
 }
@@ -276,15 +184,84 @@ uint32_t MeteringEngine::TenantRef(std::string_view tenant) {
   return it->second;
 }
 
-bool MeteringEngine::KnownTenant(std::string_view tenant) {
-  {
-    std::lock_guard lock(known_mu_);
-    if (known_.find(tenant) != known_.end()) return true;
+MeteringEngine::TenantState* MeteringEngine::Find(std::string_view tenant) {
+  std::shared_lock lock(tenants_mu_);
+  auto it = tenants_.find(tenant);
+  return it == tenants_.end() ? nullptr : it->second.get();
+}
+
+MeteringEngine::TenantState& MeteringEngine::Create(std::string_view tenant) {
+  std::unique_lock lock(tenants_mu_);
+  auto& slot = tenants_[std::string(tenant)];
+  if (!slot) slot = std::make_unique<TenantState>(std::string(tenant));
+  return *slot;
+}
+
+MeteringEngine::TenantState* MeteringEngine::FindOrLoad(std::string_view tenant) {
+  if (TenantState* t = Find(tenant)) return t;
+  // Not seen since the start: its timeline from the source (a read; the log
+  // records it when its first event comes).
+  auto source = timelines_(tenant);
+  if (!source) return nullptr;
+  TenantState& t = Create(tenant);
+  std::lock_guard lock(t.mu);
+  if (!t.usage.has_timeline()) {
+    t.usage.ApplyTimeline(0, source->version, *catalog::Timeline().Diff(source->timeline));
   }
-  if (!tenant_exists_(tenant)) return false;
-  std::lock_guard lock(known_mu_);
-  known_.insert(std::string(tenant));
-  return true;
+  return &t;
+}
+
+std::optional<Instant> MeteringEngine::TenantStart(std::string_view tenant) {
+  {
+    std::shared_lock lock(starts_mu_);
+    if (auto it = starts_.find(tenant); it != starts_.end()) return it->second;
+  }
+  auto source = timelines_(tenant);
+  if (!source) return std::nullopt;
+  SetTimeline(tenant, *source);
+  std::unique_lock lock(starts_mu_);
+  auto [it, added] = starts_.try_emplace(std::string(tenant), source->timeline.start());
+  return it->second;
+}
+
+uint64_t MeteringEngine::QueueLocked(std::string_view payload, Op op) {
+  op.lsn = next_lsn_;
+  const size_t before = pending_buf_.size();
+  EventLog::Frame(&pending_buf_, payload);
+  next_lsn_ += pending_buf_.size() - before;
+  pending_ops_.push_back(std::move(op));
+  work_cv_.notify_one();
+  return next_lsn_;
+}
+
+void MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimeline& timeline) {
+  if (timeline.timeline.empty()) return;
+  uint64_t wait_for = 0;
+  {
+    std::lock_guard lock(ingest_mu_);
+    Logged& logged = logged_[std::string(tenant)];
+    if (timeline.version < logged.version) return;  // an older read lost a race
+    auto change = logged.timeline.Diff(timeline.timeline);
+    if (!change) {
+      logged.version = timeline.version;
+      return;
+    }
+    std::string payload;
+    EncodeTerms(&payload, tenant, timeline.version, *change);
+    Op op;
+    op.kind = OpKind::kTerms;
+    op.tenant = std::string(tenant);
+    op.version = timeline.version;
+    op.change = std::move(*change);
+    wait_for = QueueLocked(payload, std::move(op));
+    logged.timeline = timeline.timeline;
+    logged.version = timeline.version;
+  }
+  {
+    std::unique_lock lock(starts_mu_);
+    starts_[std::string(tenant)] = timeline.timeline.start();
+  }
+  WaitDurable(wait_for);
 }
 
 std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
@@ -300,6 +277,7 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
   prep.reserve(events.size());
   std::string keys, framed, key, payload;
   std::string_view last_tenant;
+  std::optional<Instant> last_start;
   uint32_t last_ref = 0;
   for (size_t i = 0; i < events.size(); ++i) {
     if (!events[i].event) {
@@ -321,12 +299,19 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
       continue;
     }
     if (ev.tenant != last_tenant) {
-      if (!KnownTenant(ev.tenant)) {
-        out[i] = Outcome{OutcomeKind::kRejected, "tenant", "no such tenant"};
-        continue;
-      }
+      last_start = TenantStart(ev.tenant);
       last_tenant = ev.tenant;
-      last_ref = TenantRef(ev.tenant);
+      if (last_start) last_ref = TenantRef(ev.tenant);
+    }
+    if (!last_start) {
+      out[i] = Outcome{OutcomeKind::kRejected, "tenant", "no such tenant"};
+      continue;
+    }
+    if (ev.time < *last_start) {
+      out[i] = Outcome{OutcomeKind::kRejected, "time",
+                       "is before the tenant's billing started (" + FormatRfc3339(*last_start) +
+                           "): there is no period to count it in"};
+      continue;
     }
     BuildKey(&key, last_ref, ev.source, ev.id);
     Prepared p{i,
@@ -338,8 +323,7 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
                0};
     keys.append(key);
     payload.clear();
-    Writer w(&payload);
-    EncodeEventFields(w, kEventRecord, ev);
+    EncodeEvent(&payload, ev);
     EventLog::Frame(&framed, payload);
     p.rec_len = framed.size() - p.rec_off;
     prep.push_back(p);
@@ -369,9 +353,12 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
         wait_for = std::max(wait_for, e.lsn + 1);
         continue;
       }
+      Op op;
+      op.lsn = next_lsn_;
+      op.event = std::move(*events[p.index].event);
       pending_buf_.append(framed, p.rec_off, p.rec_len);
       next_lsn_ += p.rec_len;
-      pending_ops_.push_back(Op{false, std::move(*events[p.index].event), {}, {}, {}});
+      pending_ops_.push_back(std::move(op));
       out[p.index].kind = OutcomeKind::kAccepted;
       wait_for = next_lsn_;
       appended = true;
@@ -436,7 +423,7 @@ void MeteringEngine::ApplyLoop() {
       apply_queue_.pop_front();
     }
     const Instant now = clock_.Now();
-    for (const Op& op : group.ops) Apply(op, true, now);
+    for (Op& op : group.ops) Apply(op, now);
     {
       std::lock_guard lock(durable_mu_);
       durable_lsn_ = group.end;
@@ -445,194 +432,121 @@ void MeteringEngine::ApplyLoop() {
   }
 }
 
-MeteringEngine::TenantState* MeteringEngine::Find(std::string_view tenant) const {
-  std::shared_lock lock(tenants_mu_);
-  auto it = tenants_.find(tenant);
-  return it == tenants_.end() ? nullptr : it->second.get();
-}
-
-MeteringEngine::TenantState* MeteringEngine::FindOrCreate(std::string_view tenant) {
-  if (TenantState* t = Find(tenant)) return t;
-  std::unique_lock lock(tenants_mu_);
-  auto& slot = tenants_[std::string(tenant)];
-  if (!slot) {
-    slot = std::make_unique<TenantState>(std::string(tenant));
-    LoadTerms(*slot);
-  }
-  return slot.get();
-}
-
-void MeteringEngine::LoadTerms(TenantState& t) {
-  PlanTerms terms = plans_.TermsFor(t.tenant);
-  for (Metric m : {Metric::kMessages, Metric::kApiCalls, Metric::kMau}) {
-    const CountTerms& c = terms.count(m);
-    t.q_limit[MetricIndex(m)].store(c.limit.value_or(-1), std::memory_order_relaxed);
-    t.q_included[MetricIndex(m)].store(c.included.value_or(-1), std::memory_order_relaxed);
-  }
-  t.terms = std::move(terms);
-  t.last_period = Period{};
-}
-
-void MeteringEngine::RefreshTerms(std::string_view tenant) {
-  TenantState* t = Find(tenant);
-  if (!t) return;
-  std::lock_guard lock(t->mu);
-  LoadTerms(*t);
-  t->q_end.store(0);  // forces the quota view to be rebuilt
-}
-
-MeteringEngine::PeriodAgg& MeteringEngine::PeriodOf(TenantState& t, Instant time) {
-  if (!t.last_period.Contains(time)) t.last_period = plans_.PeriodFor(t.tenant, time);
-  PeriodAgg& p = t.periods[Us(t.last_period.start)];
-  p.period = t.last_period;
-  return p;
-}
-
-void MeteringEngine::Apply(const Op& op, bool emit_thresholds, Instant now) {
-  const UsageEvent& ev = op.event;
-  // Only the applier (or the replay before it starts) runs this: remember
-  // the last tenant, as events come in runs of one tenant.
-  if (apply_tenant_ == nullptr || apply_tenant_->tenant != ev.tenant) {
-    apply_tenant_ = FindOrCreate(ev.tenant);
+// Runs on the applier thread (or the replay, before it starts), in log order.
+void MeteringEngine::Apply(Op& op, Instant now) {
+  const std::string& tenant = op.kind == OpKind::kTerms ? op.tenant : op.event.tenant;
+  if (apply_tenant_ == nullptr || apply_tenant_->usage.tenant() != tenant) {
+    apply_tenant_ = &Create(tenant);
   }
   TenantState& t = *apply_tenant_;
-  std::lock_guard lock(t.mu);
-  PeriodAgg& p = PeriodOf(t, ev.time);
-  const int sign = op.is_void ? -1 : 1;
-  const int64_t day = DayOf(ev.time);
-  switch (ev.type) {
-    case UsageType::kMessageSent:
-      p.messages += sign * ev.quantity;
-      t.days[day].messages += sign * ev.quantity;
-      break;
-    case UsageType::kApiCall:
-      p.api_calls += sign * ev.quantity;
-      t.days[day].api_calls += sign * ev.quantity;
-      break;
-    case UsageType::kUserActive:
-      AddUser(p.users, ev.subject, sign);
-      AddUser(t.days[day].users, ev.subject, sign);
-      break;
-    case UsageType::kMediaStored: {
-      auto& slot = t.storage[Us(ev.time)];
-      slot += sign * ev.quantity;
-      if (slot == 0) t.storage.erase(Us(ev.time));
-      break;
-    }
-  }
-  if (op.is_void) {
-    t.voids.push_back(VoidRecord{ev.tenant, ev.source, ev.id, ev.type, ev.time, ev.quantity,
-                                 ev.subject, op.voided_at, op.actor, op.reason});
-  } else if (emit_thresholds && thresholds_) {
-    struct Check {
-      Metric metric;
-      int64_t used;
-      uint8_t bit80, bit100;
-    };
-    for (const Check& c : {Check{Metric::kMessages, p.messages, 1, 2},
-                           Check{Metric::kMau, static_cast<int64_t>(p.users.size()), 4, 8}}) {
-      const auto& included = t.terms.count(c.metric).included;
-      if (!included || *included <= 0) continue;
-      const __int128 used = c.used;
-      for (auto [percent, bit] : {std::pair{80, c.bit80}, std::pair{100, c.bit100}}) {
-        if (!(p.thresholds & bit) && used * 100 >= static_cast<__int128>(*included) * percent) {
-          p.thresholds |= bit;
-          thresholds_(
-              ThresholdEvent{t.tenant, c.metric, p.period, percent, c.used, *included, ev.time});
-        }
+  std::vector<ThresholdEvent> crossed;
+  {
+    std::lock_guard lock(t.mu);
+    if (op.kind == OpKind::kTerms) {
+      // A timeline read from the source (not from the log) is replaced whole:
+      // the first record of a tenant keeps nothing.
+      t.usage.ApplyTimeline(op.lsn, op.version, op.change);
+      t.quota.Invalidate();
+    } else {
+      if (!t.usage.has_timeline()) {
+        // A log written before timelines were recorded: take today's.
+        auto source = timelines_(tenant);
+        catalog::Timeline tl =
+            source ? source->timeline
+                   : catalog::Timeline({catalog::Segment{Instant{}, {}, catalog::Terms{}}});
+        t.usage.ApplyTimeline(0, source ? source->version : 0, *catalog::Timeline().Diff(tl));
+      }
+      int64_t period_start;
+      if (op.kind == OpKind::kEvent) {
+        period_start = t.usage.Add(op.event, thresholds_ ? &crossed : nullptr);
+      } else {
+        period_start = t.usage.Remove(op.event, op.filed_lsn);
+        t.usage.AddVoid(VoidRecord{op.event.tenant, op.event.source, op.event.id, op.event.type,
+                                   op.event.time, op.event.quantity, op.event.subject, op.voided_at,
+                                   op.actor, op.reason});
+      }
+      if (period_start == t.quota.period_start()) {
+        t.quota.PublishUsed(t.usage.Counts(period_start));
+      } else if (t.usage.timeline().PeriodAt(now).period.start == FromUs(period_start)) {
+        RefreshQuota(t, now);
       }
     }
   }
-  if (Us(p.period.start) == t.q_start.load(std::memory_order_relaxed) || p.period.Contains(now)) {
-    PublishQuota(t, p);
+  for (const auto& e : crossed) thresholds_(e);
+}
+
+void MeteringEngine::RefreshQuota(TenantState& t, Instant now) {
+  const catalog::Timeline& tl = t.usage.timeline();
+  const catalog::BillingPeriod bp = tl.PeriodAt(now);
+  const size_t seg = tl.IndexAt(now);
+  const Instant seg_end = tl.SegmentEnd(seg);
+  const int64_t ws = std::max(Us(bp.period.start), Us(tl.segments()[seg].from));
+  int64_t we = std::min(Us(bp.period.end), seg_end == Instant::max() ? INT64_MAX : Us(seg_end));
+  if (now < tl.start()) we = 0;  // before the tenant existed: never cached
+  QuotaView::Terms terms;
+  const catalog::Terms& st = tl.segments()[seg].terms;
+  for (Metric m : {Metric::kMessages, Metric::kApiCalls, Metric::kMau}) {
+    const int i = catalog::MetricIndex(m);
+    terms.limit[i] = WholeOr(st.of(m).limit, QuotaView::kNone);
+    terms.included[i] = WholeOr(st.of(m).included, QuotaView::kNone);
   }
-}
-
-void MeteringEngine::PublishQuota(const TenantState& t, const PeriodAgg& p) const {
-  // A sequence lock without standalone fences (which ThreadSanitizer cannot
-  // check): release stores here pair with acquire loads in CheckCount, so a
-  // reader that sees any new value also sees the odd sequence number.
-  // Free on x86 (plain moves).
-  t.q_seq.fetch_add(1, std::memory_order_acq_rel);  // odd: writing
-  t.q_start.store(Us(p.period.start), std::memory_order_release);
-  t.q_end.store(Us(p.period.end), std::memory_order_release);
-  t.q_used[0].store(p.messages, std::memory_order_release);
-  t.q_used[1].store(p.api_calls, std::memory_order_release);
-  t.q_used[2].store(static_cast<int64_t>(p.users.size()), std::memory_order_release);
-  t.q_seq.fetch_add(1, std::memory_order_release);
-}
-
-void MeteringEngine::RefreshQuotaView(const TenantState& t, Instant now) const {
-  std::lock_guard lock(t.mu);
-  Period period = plans_.PeriodFor(t.tenant, now);
-  auto it = t.periods.find(Us(period.start));
-  PeriodAgg empty;
-  empty.period = period;
-  PublishQuota(t, it == t.periods.end() ? empty : it->second);
+  const int64_t start = Us(bp.period.start);
+  t.quota.Publish(start, Us(bp.period.end), ws, we, t.usage.Counts(start), terms);
 }
 
 Result<QuotaDecision> MeteringEngine::CheckCount(std::string_view tenant, Metric metric,
-                                                 int64_t quantity) const {
-  auto* self = const_cast<MeteringEngine*>(this);
-  TenantState* t = Find(tenant);
-  if (!t) {
-    if (!self->KnownTenant(tenant)) return Error::NotFound("no tenant " + std::string(tenant));
-    t = self->FindOrCreate(tenant);
+                                                 int64_t quantity) {
+  TenantState* t = FindOrLoad(tenant);
+  if (!t) return Error::NotFound("no tenant " + std::string(tenant));
+  const Instant now = clock_.Now();
+  const int i = catalog::MetricIndex(metric);
+  QuotaView::Snapshot v;
+  if (!t->quota.Read(i, Us(now), &v)) {
+    std::lock_guard lock(t->mu);
+    RefreshQuota(*t, now);
+    t->quota.Read(i, Us(now), &v);
   }
-  const int64_t now = Us(clock_.Now());
-  const int i = MetricIndex(metric);
-  int64_t start, end, used;
-  for (;;) {
-    uint64_t s1 = t->q_seq.load(std::memory_order_acquire);
-    start = t->q_start.load(std::memory_order_acquire);
-    end = t->q_end.load(std::memory_order_acquire);
-    used = t->q_used[i].load(std::memory_order_acquire);
-    uint64_t s2 = t->q_seq.load(std::memory_order_relaxed);
-    if (s1 != s2 || (s1 & 1)) continue;
-    if (now >= start && now < end) break;
-    RefreshQuotaView(*t, Instant(Micros(now)));
-  }
-  const int64_t limit = t->q_limit[i].load(std::memory_order_relaxed);
-  const int64_t included = t->q_included[i].load(std::memory_order_relaxed);
   QuotaDecision d;
   d.metric = metric;
-  d.used = Decimal::FromInt(used);
-  d.period = Period{Instant(Micros(start)), Instant(Micros(end))};
-  if (included >= 0) d.included = Decimal::FromInt(included);
-  if (limit >= 0) {
-    d.limit = Decimal::FromInt(limit);
-    d.remaining = Decimal::FromInt(std::max<int64_t>(0, limit - used));
-    d.allowed = quantity <= limit - used;
+  d.used = Decimal::FromInt(v.used);
+  d.period = Period{FromUs(v.period_start), FromUs(v.period_end)};
+  if (v.included != QuotaView::kNone) d.included = Decimal::FromInt(v.included);
+  if (v.limit != QuotaView::kNone) {
+    d.limit = Decimal::FromInt(v.limit);
+    d.remaining = Decimal::FromInt(std::max<int64_t>(0, v.limit - v.used));
+    d.allowed = quantity <= v.limit - v.used;
   } else {
     d.allowed = true;
-    if (included >= 0) d.remaining = Decimal::FromInt(std::max<int64_t>(0, included - used));
+    if (v.included != QuotaView::kNone) {
+      d.remaining = Decimal::FromInt(std::max<int64_t>(0, v.included - v.used));
+    }
   }
   return d;
 }
 
 Result<QuotaDecision> MeteringEngine::CheckQuota(std::string_view tenant, Metric metric,
-                                                 const Decimal& quantity) const {
-  if (metric != Metric::kStorage) {
+                                                 const Decimal& quantity) {
+  if (catalog::IsCounted(metric)) {
     auto whole = quantity.ToMinorUnitsExact(0);
-    if (!whole)
-      return Error::Invalid("quantity",
-                            "must be a whole number for " + std::string(MetricName(metric)));
+    if (!whole) {
+      return Error::Invalid(
+          "quantity", "must be a whole number for " + std::string(catalog::MetricName(metric)));
+    }
     return CheckCount(tenant, metric, *whole);
   }
-  auto* self = const_cast<MeteringEngine*>(this);
-  TenantState* t = Find(tenant);
-  if (!t) {
-    if (!self->KnownTenant(tenant)) return Error::NotFound("no tenant " + std::string(tenant));
-    t = self->FindOrCreate(tenant);
-  }
+  TenantState* t = FindOrLoad(tenant);
+  if (!t) return Error::NotFound("no tenant " + std::string(tenant));
   const Instant now = clock_.Now();
   std::lock_guard lock(t->mu);
+  const catalog::Timeline& tl = t->usage.timeline();
+  const catalog::BillingPeriod bp = tl.PeriodAt(now);
+  const catalog::MetricTerms& terms = tl.At(now).terms.of(Metric::kStorage);
   QuotaDecision d;
   d.metric = metric;
-  d.period = plans_.PeriodFor(t->tenant, now);
-  d.used = StorageGbMonths(*t, d.period, now);
-  d.included = t->terms.storage_included;
-  d.limit = t->terms.storage_limit;
+  d.period = bp.period;
+  d.used = t->usage.StorageGbMonths(bp.period.start, now, bp.full_seconds);
+  d.included = terms.included;
+  d.limit = terms.limit;
   if (d.limit) {
     Decimal rem = d.limit->Subtract(d.used).value();
     d.remaining = rem.IsNegative() ? Decimal() : rem;
@@ -642,108 +556,29 @@ Result<QuotaDecision> MeteringEngine::CheckQuota(std::string_view tenant, Metric
   return d;
 }
 
-bool MeteringEngine::IsActive(std::string_view tenant, std::string_view subject) const {
-  TenantState* t = Find(tenant);
+bool MeteringEngine::IsActive(std::string_view tenant, std::string_view subject) {
+  TenantState* t = FindOrLoad(tenant);
   if (!t) return false;
   const Instant now = clock_.Now();
   std::lock_guard lock(t->mu);
-  Period period = plans_.PeriodFor(t->tenant, now);
-  auto it = t->periods.find(Us(period.start));
-  return it != t->periods.end() && it->second.users.count(std::string(subject)) > 0;
+  const int64_t start = Us(t->usage.timeline().PeriodAt(now).period.start);
+  return t->usage.IsActive(start, std::string(subject));
 }
 
-Decimal MeteringEngine::StorageGbMonths(const TenantState& t, const Period& p,
-                                        Instant as_of) const {
-  if (as_of > p.end) as_of = p.end;
-  if (as_of <= p.start) return Decimal();
-  __int128 level = 0, byte_us = 0;
-  int64_t prev = Us(p.start);
-  const int64_t start = Us(p.start), stop = Us(as_of);
-  for (const auto& [time, delta] : t.storage) {
-    if (time >= stop) break;
-    if (time >= start) {
-      if (level > 0) byte_us += level * (time - prev);
-      prev = time;
-    }
-    level += delta;
-  }
-  if (level > 0) byte_us += level * (stop - prev);
-  // GB-month with 12 decimals: byte_us / (1e9 * period_us), scaled by 1e12.
-  const __int128 num = byte_us * 1000;
-  const __int128 den = static_cast<__int128>(Us(p.end) - Us(p.start));
-  __int128 q = num / den, r = num % den;
-  if (r * 2 >= den) ++q;  // half away from zero (num >= 0)
-  return Decimal::FromRaw(q);
-}
-
-Result<UsageReport> MeteringEngine::Usage(std::string_view tenant, Instant at) const {
-  auto* self = const_cast<MeteringEngine*>(this);
-  if (!self->KnownTenant(tenant)) return Error::NotFound("no tenant " + std::string(tenant));
-  TenantState* t = self->FindOrCreate(tenant);
+Result<UsageReport> MeteringEngine::Usage(std::string_view tenant, Instant at) {
+  TenantState* t = FindOrLoad(tenant);
+  if (!t) return Error::NotFound("no tenant " + std::string(tenant));
   const Instant now = clock_.Now();
   std::lock_guard lock(t->mu);
-  UsageReport r;
-  r.tenant = t->tenant;
-  r.plan = t->terms.plan;
-  r.period = plans_.PeriodFor(t->tenant, at);
-  r.as_of = std::min(now, r.period.end);
-  int64_t counts[3] = {0, 0, 0};
-  if (auto it = t->periods.find(Us(r.period.start)); it != t->periods.end()) {
-    counts[0] = it->second.messages;
-    counts[1] = it->second.api_calls;
-    counts[2] = static_cast<int64_t>(it->second.users.size());
-  }
-  auto overage = [](const Decimal& used, const std::optional<Decimal>& included,
-                    const std::optional<Decimal>& limit) {
-    if (!included || limit) return Decimal();
-    auto o = used.Subtract(*included);
-    return o && !o->IsNegative() ? *o : Decimal();
-  };
-  for (Metric m : {Metric::kMessages, Metric::kApiCalls, Metric::kMau}) {
-    MetricUsage u;
-    u.metric = m;
-    u.used = Decimal::FromInt(counts[MetricIndex(m)]);
-    u.included = OptDec(t->terms.count(m).included);
-    u.limit = OptDec(t->terms.count(m).limit);
-    u.overage = overage(u.used, u.included, u.limit);
-    r.metrics.push_back(u);
-  }
-  MetricUsage s;
-  s.metric = Metric::kStorage;
-  s.used = StorageGbMonths(*t, r.period, r.as_of);
-  s.included = t->terms.storage_included;
-  s.limit = t->terms.storage_limit;
-  s.overage = overage(s.used, s.included, s.limit);
-  r.metrics.push_back(s);
-  return r;
+  return t->usage.Report(at, now);
 }
 
 Result<std::vector<DayUsage>> MeteringEngine::Daily(std::string_view tenant, int64_t from_day,
-                                                    int64_t to_day) const {
-  auto* self = const_cast<MeteringEngine*>(this);
-  if (!self->KnownTenant(tenant)) return Error::NotFound("no tenant " + std::string(tenant));
-  TenantState* t = self->FindOrCreate(tenant);
+                                                    int64_t to_day) {
+  TenantState* t = FindOrLoad(tenant);
+  if (!t) return Error::NotFound("no tenant " + std::string(tenant));
   std::lock_guard lock(t->mu);
-  std::vector<DayUsage> out;
-  auto storage_it = t->storage.begin();
-  int64_t level = 0;
-  for (int64_t day = from_day; day <= to_day; ++day) {
-    DayUsage d;
-    d.day = day;
-    if (auto it = t->days.find(day); it != t->days.end()) {
-      d.messages = it->second.messages;
-      d.api_calls = it->second.api_calls;
-      d.active_users = static_cast<int64_t>(it->second.users.size());
-    }
-    const int64_t day_end = (day + 1) * kMicrosPerDay;
-    while (storage_it != t->storage.end() && storage_it->first < day_end) {
-      level += storage_it->second;
-      ++storage_it;
-    }
-    d.storage_bytes = std::max<int64_t>(0, level);
-    out.push_back(d);
-  }
-  return out;
+  return t->usage.Daily(from_day, to_day);
 }
 
 Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_view source,
@@ -766,8 +601,8 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
   }
   WaitDurable(lsn + 1);
   auto payload = log_.Read(lsn);
-  auto original = payload ? Decode(*payload) : std::nullopt;
-  if (!original || original->kind != kEventRecord) {
+  auto original = payload ? DecodeRecord(*payload) : std::nullopt;
+  if (!original || original->kind != RecordKind::kEvent) {
     return Error::Make(ErrorCode::kInternal, "the event record cannot be read back");
   }
   VoidRecord rec{std::string(tenant),     std::string(source),  std::string(id),
@@ -775,13 +610,7 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
                  original->event.subject, clock_.Now(),         std::string(actor),
                  std::string(reason)};
   std::string body;
-  Writer w(&body);
-  EncodeEventFields(w, kVoidRecord, original->event);
-  w.Put(static_cast<int64_t>(Us(rec.voided_at)));
-  w.Len(actor);
-  w.Len(reason);
-  w.Bytes(actor);
-  w.Bytes(reason);
+  EncodeVoid(&body, original->event, rec.voided_at, actor, reason);
   uint64_t wait_for;
   {
     std::lock_guard lock(ingest_mu_);
@@ -790,29 +619,29 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
       return Error::Make(ErrorCode::kConflict, "the event is already voided");
     }
     dedupe_.entry(n).flags |= DedupeIndex::kVoided;
-    const size_t before = pending_buf_.size();
-    EventLog::Frame(&pending_buf_, body);
-    next_lsn_ += pending_buf_.size() - before;
-    pending_ops_.push_back(
-        Op{true, std::move(original->event), rec.voided_at, rec.actor, rec.reason});
-    wait_for = next_lsn_;
-    work_cv_.notify_one();
+    Op op;
+    op.kind = OpKind::kVoid;
+    op.event = std::move(original->event);
+    op.filed_lsn = lsn;
+    op.voided_at = rec.voided_at;
+    op.actor = rec.actor;
+    op.reason = rec.reason;
+    wait_for = QueueLocked(body, std::move(op));
   }
   WaitDurable(wait_for);
   voided_.fetch_add(1, std::memory_order_relaxed);
   return rec;
 }
 
-std::vector<VoidRecord> MeteringEngine::Voids(std::string_view tenant) const {
+std::vector<VoidRecord> MeteringEngine::Voids(std::string_view tenant) {
   TenantState* t = Find(tenant);
   if (!t) return {};
   std::lock_guard lock(t->mu);
-  return t->voids;
+  return t->usage.voids();
 }
 
-IngestStats MeteringEngine::Stats() const {
-  auto* self = const_cast<MeteringEngine*>(this);
-  std::lock_guard lock(self->ingest_mu_);
+IngestStats MeteringEngine::Stats() {
+  std::lock_guard lock(ingest_mu_);
   IngestStats st;
   st.events = dedupe_.size();
   st.log_bytes = next_lsn_;
@@ -826,35 +655,18 @@ IngestStats MeteringEngine::Stats() const {
   return st;
 }
 
-std::string MeteringEngine::DebugSnapshot() const {
+std::string MeteringEngine::DebugSnapshot() {
   std::vector<TenantState*> all;
   {
     std::shared_lock lock(tenants_mu_);
     for (const auto& [id, t] : tenants_) all.push_back(t.get());
   }
   std::sort(all.begin(), all.end(),
-            [](TenantState* a, TenantState* b) { return a->tenant < b->tenant; });
+            [](TenantState* a, TenantState* b) { return a->usage.tenant() < b->usage.tenant(); });
   std::ostringstream os;
   for (TenantState* t : all) {
     std::lock_guard lock(t->mu);
-    for (const auto& [start, p] : t->periods) {
-      if (p.messages == 0 && p.api_calls == 0 && p.users.empty()) continue;
-      std::vector<std::string> users;
-      for (const auto& [u, c] : p.users) users.push_back(u);
-      std::sort(users.begin(), users.end());
-      os << t->tenant << " period " << start << " messages=" << p.messages
-         << " api_calls=" << p.api_calls << " mau=" << users.size() << " users=";
-      for (const auto& u : users) os << u << ',';
-      os << '\n';
-    }
-    for (const auto& [day, d] : t->days) {
-      if (d.messages == 0 && d.api_calls == 0 && d.users.empty()) continue;
-      os << t->tenant << " day " << day << " messages=" << d.messages
-         << " api_calls=" << d.api_calls << " active=" << d.users.size() << '\n';
-    }
-    for (const auto& [time, delta] : t->storage) {
-      os << t->tenant << " storage " << time << ' ' << delta << '\n';
-    }
+    os << t->usage.Snapshot();
   }
   return os.str();
 }

@@ -1,40 +1,44 @@
 // The metering engine: exactly-once ingestion of usage events, aggregates per
-// tenant, metric, billing period and day, and in-memory quota checks.
+// tenant, billing period, terms slice and day, and in-memory quota checks.
 //
-// Write path (see docs/architecture.md, "Metering"): request threads parse and
-// validate; under one short lock each event's key (tenant, source, id) is
-// looked up in the dedupe index and, when new, claimed and its record
-// appended to the log buffer, in the same critical section; a single flusher
-// thread writes the buffer and fdatasyncs it (group commit); an applier thread
-// then applies the events to the aggregates (overlapping the next fsync) and
-// wakes the requests. Ingest() returns only once
-// every event it reports as accepted is durable, and duplicates of an event
-// still in flight wait for that event's fsync. If the write fails the process
-// ends (see EventLog): the claims, which live in memory, go with it, and a
-// restart rebuilds index and aggregates from the log. So a claim and its
-// durable write are one atomic step.
+// Write path (docs/metering.md, "Durability and exactly-once"): request
+// threads parse and validate; under one short lock each event's key (tenant,
+// source, id) is looked up in the dedupe index and, when new, claimed and its
+// record appended to the log buffer, in the same critical section; a single
+// flusher thread writes the buffer and fdatasyncs it (group commit); an
+// applier thread then applies the records to the aggregates in log order
+// (overlapping the next fsync) and wakes the requests. Ingest() returns only
+// once every event it reports as accepted is durable and visible. If the
+// write fails the process ends (see EventLog): the claims, which live in
+// memory, go with it, and a restart rebuilds index and aggregates from the
+// log. So a claim and its durable write are one atomic step.
+//
+// Terms: each tenant's terms timeline (catalog/timeline.h) is pushed to the
+// engine (SetTimeline) and recorded in the same log, between the events, so
+// the order of events and terms changes is part of the log and a replay files
+// every event exactly where the live engine did (aggregates.h).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "catalog/timeline.h"
 #include "core/clock.h"
 #include "core/decimal.h"
 #include "core/status.h"
+#include "metering/aggregates.h"
 #include "metering/dedupe_index.h"
 #include "metering/event_log.h"
-#include "metering/plan_terms.h"
+#include "metering/quota_view.h"
 #include "metering/usage_event.h"
 
 namespace caas::metering {
@@ -58,17 +62,6 @@ struct Outcome {
   std::string reason;  // rejected/conflict
 };
 
-// A usage threshold crossed for the first time in a period.
-struct ThresholdEvent {
-  std::string tenant;
-  Metric metric;
-  Period period;
-  int percent;  // 80 or 100
-  int64_t used;
-  int64_t included;
-  Instant event_time;  // of the event that crossed it
-};
-
 struct QuotaDecision {
   bool allowed = true;
   Metric metric = Metric::kMessages;
@@ -77,41 +70,6 @@ struct QuotaDecision {
   std::optional<Decimal> remaining;
   std::optional<Decimal> included;
   Period period;
-};
-
-struct MetricUsage {
-  Metric metric;
-  Decimal used;
-  std::optional<Decimal> included;
-  std::optional<Decimal> limit;
-  Decimal overage;  // billable: beyond included when there is no hard limit
-};
-
-struct UsageReport {
-  std::string tenant;
-  std::string plan;
-  Period period;
-  Instant as_of;
-  std::vector<MetricUsage> metrics;  // messages, api_calls, mau, storage
-};
-
-struct DayUsage {
-  int64_t day;  // days since 1970-01-01 (UTC)
-  int64_t messages = 0;
-  int64_t api_calls = 0;
-  int64_t active_users = 0;   // distinct subjects with user.active that day
-  int64_t storage_bytes = 0;  // stored at the end of the day
-};
-
-struct VoidRecord {
-  std::string tenant, source, id;
-  UsageType type;
-  Instant event_time;
-  int64_t quantity;
-  std::string subject;
-  Instant voided_at;
-  std::string actor;
-  std::string reason;
 };
 
 struct IngestStats {
@@ -123,21 +81,17 @@ struct IngestStats {
   uint64_t group_commits = 0;
 };
 
-// A log record as read back (event, or void with its audit fields).
-struct DecodedRecord {
-  uint8_t kind = 0;
-  UsageEvent event;
-  Instant voided_at{};
-  std::string actor, reason;
-};
+using catalog::VersionedTimeline;
 
 class MeteringEngine {
  public:
-  using TenantExists = std::function<bool(std::string_view tenant)>;
+  // The timeline of a tenant metering has not seen yet: kNotFound for an
+  // unknown tenant.
+  using TimelineSource = std::function<Result<VersionedTimeline>(std::string_view tenant)>;
   using ThresholdSink = std::function<void(const ThresholdEvent&)>;
 
-  MeteringEngine(MeteringOptions options, const Clock& clock, const PlanDirectory& plans,
-                 TenantExists tenant_exists, ThresholdSink thresholds);
+  MeteringEngine(MeteringOptions options, const Clock& clock, TimelineSource timelines,
+                 ThresholdSink thresholds);
   ~MeteringEngine();
   MeteringEngine(const MeteringEngine&) = delete;
   MeteringEngine& operator=(const MeteringEngine&) = delete;
@@ -150,139 +104,130 @@ class MeteringEngine {
   // durable and visible in usage and quota answers.
   std::vector<Outcome> Ingest(std::vector<ParsedEvent>& events);
 
+  // Records `timeline` as the tenant's terms from now on, unless it is the one
+  // recorded already or comes from an older version. Blocks until durable.
+  void SetTimeline(std::string_view tenant, const VersionedTimeline& timeline);
+
   // Removes a counted event from every aggregate; its key stays taken.
   // kNotFound when unknown, kConflict when already voided.
   Result<VoidRecord> Void(std::string_view tenant, std::string_view source, std::string_view id,
                           std::string_view actor, std::string_view reason);
-  std::vector<VoidRecord> Voids(std::string_view tenant) const;
+  std::vector<VoidRecord> Voids(std::string_view tenant);
 
-  // kNotFound for an unknown tenant. No storage round trip.
-  Result<QuotaDecision> CheckQuota(std::string_view tenant, Metric metric,
-                                   const Decimal& quantity) const;
+  // kNotFound for an unknown tenant. No storage round trip once the tenant
+  // is known.
+  Result<QuotaDecision> CheckQuota(std::string_view tenant, Metric metric, const Decimal& quantity);
   // The fast path for counted metrics (messages, api_calls, mau).
-  Result<QuotaDecision> CheckCount(std::string_view tenant, Metric metric, int64_t quantity) const;
+  Result<QuotaDecision> CheckCount(std::string_view tenant, Metric metric, int64_t quantity);
   // True when `subject` is already counted as active in the current period.
-  bool IsActive(std::string_view tenant, std::string_view subject) const;
+  bool IsActive(std::string_view tenant, std::string_view subject);
 
-  Result<UsageReport> Usage(std::string_view tenant, Instant at) const;
-  Result<std::vector<DayUsage>> Daily(std::string_view tenant, int64_t from_day,
-                                      int64_t to_day) const;
+  Result<UsageReport> Usage(std::string_view tenant, Instant at);
+  Result<std::vector<DayUsage>> Daily(std::string_view tenant, int64_t from_day, int64_t to_day);
 
-  // Call when a tenant's plan terms or period changed.
-  void RefreshTerms(std::string_view tenant);
-
-  IngestStats Stats() const;
+  IngestStats Stats();
   // Every aggregate, as canonical text (tests compare an incremental engine
   // with one rebuilt from the log, and with an oracle).
-  std::string DebugSnapshot() const;
+  std::string DebugSnapshot();
 
  private:
-  struct PeriodAgg {
-    Period period;
-    int64_t messages = 0;
-    int64_t api_calls = 0;
-    std::unordered_map<std::string, int32_t> users;
-    uint8_t thresholds = 0;  // bits: messages 80/100, mau 80/100
-  };
-  struct DayAgg {
-    int64_t messages = 0;
-    int64_t api_calls = 0;
-    std::unordered_map<std::string, int32_t> users;
-  };
   struct TenantState {
-    explicit TenantState(std::string id) : tenant(std::move(id)) {}
-    const std::string tenant;
-    mutable std::mutex mu;  // guards everything below but the atomics
-    PlanTerms terms;
-    std::map<int64_t, PeriodAgg> periods;  // by period start (µs)
-    std::map<int64_t, DayAgg> days;
-    std::map<int64_t, int64_t> storage;  // event time (µs) -> summed byte delta
-    std::vector<VoidRecord> voids;
-    Period last_period{};  // cache for PeriodFor
-    // The quota view of the current period, published with a sequence lock.
-    mutable std::atomic<uint64_t> q_seq{0};
-    mutable std::atomic<int64_t> q_start{0}, q_end{0};
-    mutable std::atomic<int64_t> q_used[3] = {0, 0, 0};
-    std::atomic<int64_t> q_limit[3] = {-1, -1, -1};     // -1: none
-    std::atomic<int64_t> q_included[3] = {-1, -1, -1};  // -1: none
+    explicit TenantState(std::string id) : usage(std::move(id)) {}
+    std::mutex mu;
+    TenantUsage usage;  // guarded by mu
+    QuotaView quota;    // written under mu, read lock-free
   };
+  enum class OpKind : uint8_t { kEvent, kVoid, kTerms };
   struct Op {
-    bool is_void;
-    UsageEvent event;
-    Instant voided_at;
-    std::string actor;
-    std::string reason;
+    OpKind kind = OpKind::kEvent;
+    uint64_t lsn = 0;        // of its record
+    UsageEvent event;        // event, void
+    uint64_t filed_lsn = 0;  // void: the record of the event it voids
+    Instant voided_at{};
+    std::string actor, reason;         // void
+    std::string tenant;                // terms
+    int64_t version = 0;               // terms
+    catalog::Timeline::Change change;  // terms
   };
-
-  struct StringHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  TenantState* Find(std::string_view tenant) const;
-  TenantState* FindOrCreate(std::string_view tenant);
-  bool KnownTenant(std::string_view tenant);
-  // A small number per tenant, used in dedupe keys instead of the id text
-  // (saves memory per event). Assigned on first sight; not persisted.
-  uint32_t TenantRef(std::string_view tenant);
-  void LoadTerms(TenantState& t);
   struct ApplyGroup {
     std::vector<Op> ops;
     uint64_t end = 0;
   };
+  struct Logged {  // the timeline the log holds for a tenant
+    int64_t version = -1;
+    catalog::Timeline timeline;
+  };
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  template <class V>
+  using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+  TenantState* Find(std::string_view tenant);
+  // The tenant's state, created on first use; for a tenant the log has no
+  // timeline of yet, with the timeline from the source. nullptr: unknown.
+  TenantState* FindOrLoad(std::string_view tenant);
+  TenantState& Create(std::string_view tenant);
+  // When the tenant's billing started, recording its timeline in the log
+  // first if it is not there yet. nullopt: unknown tenant.
+  std::optional<Instant> TenantStart(std::string_view tenant);
+  // A small number per tenant, used in dedupe keys instead of the id text
+  // (saves memory per event). Assigned on first sight; not persisted.
+  uint32_t TenantRef(std::string_view tenant);
+  // Queues a record and its op; caller holds ingest_mu_. Returns the LSN
+  // just past it.
+  uint64_t QueueLocked(std::string_view payload, Op op);
   void FlushLoop();
   void ApplyLoop();
-  void Apply(const Op& op, bool emit_thresholds, Instant now);
-  PeriodAgg& PeriodOf(TenantState& t, Instant time);
-  void PublishQuota(const TenantState& t, const PeriodAgg& p) const;
-  void RefreshQuotaView(const TenantState& t, Instant now) const;
-  Decimal StorageGbMonths(const TenantState& t, const Period& p, Instant as_of) const;
+  void Apply(Op& op, Instant now);
+  void RefreshQuota(TenantState& t, Instant now);  // caller holds t.mu
   void WaitDurable(uint64_t lsn_end);
   void ReplayRecord(uint64_t lsn, std::string_view payload);
+  void FlushReplay();
 
   MeteringOptions options_;
   const Clock& clock_;
-  const PlanDirectory& plans_;
-  TenantExists tenant_exists_;
+  TimelineSource timelines_;
   ThresholdSink thresholds_;
   EventLog log_;
 
-  std::mutex ingest_mu_;  // dedupe_, pending_*, next_lsn_
+  std::mutex ingest_mu_;  // guards dedupe_, pending_*, next_lsn_, logged_, stop_
   std::condition_variable work_cv_;
   DedupeIndex dedupe_;
   std::string pending_buf_;
   std::vector<Op> pending_ops_;
   uint64_t next_lsn_ = 0;
+  StringMap<Logged> logged_;
   bool stop_ = false;
 
-  std::mutex apply_mu_;
+  std::mutex apply_mu_;  // guards apply_queue_, apply_stop_
   std::condition_variable apply_cv_;
   std::deque<ApplyGroup> apply_queue_;
   bool apply_stop_ = false;
 
-  std::mutex durable_mu_;
+  std::mutex durable_mu_;  // guards durable_lsn_
   std::condition_variable durable_cv_;
   uint64_t durable_lsn_ = 0;
 
-  mutable std::shared_mutex tenants_mu_;
-  std::unordered_map<std::string, std::unique_ptr<TenantState>, StringHash, std::equal_to<>>
-      tenants_;
-  std::shared_mutex refs_mu_;
-  std::unordered_map<std::string, uint32_t, StringHash, std::equal_to<>> refs_;
-  std::mutex known_mu_;
-  std::unordered_set<std::string, StringHash, std::equal_to<>> known_;
+  std::shared_mutex tenants_mu_;  // guards tenants_ (the states themselves never move)
+  StringMap<std::unique_ptr<TenantState>> tenants_;
+  std::shared_mutex refs_mu_;  // guards refs_
+  StringMap<uint32_t> refs_;
+  std::shared_mutex starts_mu_;  // guards starts_
+  StringMap<Instant> starts_;    // when each known tenant's billing started
 
   std::thread flusher_;
   std::thread applier_;
   TenantState* apply_tenant_ = nullptr;  // the applier's (or replay's) last tenant
   struct ReplayItem {
     uint64_t lsn;
-    DecodedRecord record;
+    Op op;
     std::string key;
     uint64_t hash;
   };
-  void FlushReplay();
   std::vector<ReplayItem> replay_batch_;
-  std::string replay_tenant_, replay_key_;
+  std::string replay_tenant_;
   uint32_t replay_ref_ = 0;
   Instant replay_now_{};
   std::atomic<uint64_t> outcome_counts_[4] = {0, 0, 0, 0};

@@ -16,18 +16,18 @@ TEST(Catalog, DefaultsAreThePricingModel) {
   const PlanVersion* free = c.Latest("free");
   ASSERT_NE(free, nullptr);
   EXPECT_EQ(free->base_fee.amount_minor(), 0);
-  EXPECT_EQ(free->metrics.at(metering::Metric::kMessages).limit, 10'000);
-  EXPECT_EQ(free->metrics.at(metering::Metric::kMau).limit, 1'000);
+  EXPECT_EQ(free->metrics.at(Metric::kMessages).limit, Decimal::FromInt(10'000));
+  EXPECT_EQ(free->metrics.at(Metric::kMau).limit, Decimal::FromInt(1'000));
   const PlanVersion* pro = c.Latest("pro");
   ASSERT_NE(pro, nullptr);
   EXPECT_EQ(pro->base_fee.amount_minor(), 9'900);
   EXPECT_EQ(pro->trial_days, 14);
-  EXPECT_EQ(pro->metrics.at(metering::Metric::kMessages).included, 100'000);
-  EXPECT_EQ(pro->metrics.at(metering::Metric::kMessages).unit_price->ToString(), "0.0001");
-  EXPECT_EQ(pro->metrics.at(metering::Metric::kMau).unit_price->ToString(), "0.01");
-  EXPECT_EQ(pro->metrics.at(metering::Metric::kStorage).unit_price->ToString(), "0.1");
-  EXPECT_EQ(pro->metrics.at(metering::Metric::kApiCalls).unit_price->ToString(), "0");
-  EXPECT_FALSE(pro->metrics.at(metering::Metric::kMessages).limit);
+  EXPECT_EQ(pro->metrics.at(Metric::kMessages).included, Decimal::FromInt(100'000));
+  EXPECT_EQ(pro->metrics.at(Metric::kMessages).unit_price->ToString(), "0.0001");
+  EXPECT_EQ(pro->metrics.at(Metric::kMau).unit_price->ToString(), "0.01");
+  EXPECT_EQ(pro->metrics.at(Metric::kStorage).unit_price->ToString(), "0.1");
+  EXPECT_EQ(pro->metrics.at(Metric::kApiCalls).unit_price->ToString(), "0");
+  EXPECT_FALSE(pro->metrics.at(Metric::kMessages).limit);
   const PlanVersion* ent = c.Latest("enterprise");
   ASSERT_NE(ent, nullptr);
   EXPECT_TRUE(ent->custom);
@@ -38,9 +38,14 @@ TEST(Catalog, DefaultsAreThePricingModel) {
   // What metering enforces.
   auto terms = pro->Terms();
   EXPECT_EQ(terms.plan, "pro");
-  EXPECT_EQ(terms.messages.included, 100'000);
-  EXPECT_FALSE(terms.messages.limit);
-  EXPECT_EQ(free->Terms().mau.limit, 1'000);
+  EXPECT_EQ(terms.plan_version, 1);
+  EXPECT_EQ(terms.base_fee.amount_minor(), 9'900);
+  EXPECT_EQ(terms.of(Metric::kMessages).included, Decimal::FromInt(100'000));
+  EXPECT_FALSE(terms.of(Metric::kMessages).limit);
+  EXPECT_TRUE(terms.of(Metric::kMessages).Billable());
+  EXPECT_FALSE(terms.of(Metric::kApiCalls).Billable());  // priced at 0: metered, not billed
+  EXPECT_EQ(free->Terms().of(Metric::kMau).limit, Decimal::FromInt(1'000));
+  EXPECT_FALSE(free->Terms().of(Metric::kMau).Billable());
 }
 
 TEST(Catalog, TheShippedFileEqualsTheBuiltIn) {

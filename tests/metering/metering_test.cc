@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "catalog/catalog.h"
+
 namespace caas::metering {
 namespace {
 namespace fs = std::filesystem;
@@ -44,10 +46,24 @@ UsageEvent Ev(std::string tenant, std::string id, UsageType type, Instant time,
   return e;
 }
 
+catalog::Terms FreeTerms() { return catalog::Catalog::Default().Latest("free")->Terms(); }
+catalog::Terms ProTerms() { return catalog::Catalog::Default().Latest("pro")->Terms(); }
+catalog::Terms EnterpriseTerms() {
+  return catalog::Catalog::Default().Latest("enterprise")->Terms();
+}
+
+// Tenants on one terms segment from 2026-01-01, calendar months.
+const Instant kStart = At("2026-01-01T00:00:00Z");
+catalog::Timeline OneSegment(const catalog::Terms& terms, Instant start = kStart) {
+  return catalog::Timeline(
+      {catalog::Segment{start, catalog::Schedule{start, start, true, std::nullopt}, terms}});
+}
+
 class Harness {
  public:
   explicit Harness(std::string dir, Instant now = At("2026-11-25T12:00:00Z"))
       : dir_(std::move(dir)), clock_(now) {
+    for (const char* t : {"tnt_a", "tnt_b", "tnt_c"}) timelines[t] = {1, OneSegment(FreeTerms())};
     Reopen();
   }
   void Reopen() {
@@ -56,9 +72,20 @@ class Harness {
     o.dir = dir_;
     o.segment_bytes = segment_bytes;
     engine_ = std::make_unique<MeteringEngine>(
-        o, clock_, plans_, [this](std::string_view t) { return tenants.count(std::string(t)) > 0; },
+        o, clock_,
+        [this](std::string_view t) -> Result<VersionedTimeline> {
+          auto it = timelines.find(std::string(t));
+          if (it == timelines.end()) return Error::NotFound("no tenant");
+          return it->second;
+        },
         [this](const ThresholdEvent& e) { thresholds.push_back(e); });
     engine_->Open();
+  }
+  // Puts the tenant on `terms` for its whole history (a new version).
+  void SetTerms(const std::string& tenant, const catalog::Terms& terms) {
+    auto& v = timelines[tenant];
+    v = VersionedTimeline{v.version + 1, OneSegment(terms)};
+    engine_->SetTimeline(tenant, v);
   }
   std::vector<Outcome> Send(std::vector<UsageEvent> events) {
     std::vector<ParsedEvent> parsed;
@@ -69,16 +96,14 @@ class Harness {
 
   MeteringEngine& engine() { return *engine_; }
   ManualClock& clock() { return clock_; }
-  DefaultPlanDirectory& plans() { return plans_; }
 
-  std::set<std::string> tenants{"tnt_a", "tnt_b", "tnt_c"};
+  std::map<std::string, VersionedTimeline> timelines;
   std::vector<ThresholdEvent> thresholds;
   uint64_t segment_bytes = 256ull << 20;
 
  private:
   std::string dir_;
   ManualClock clock_;
-  DefaultPlanDirectory plans_;
   std::unique_ptr<MeteringEngine> engine_;
 };
 
@@ -257,8 +282,8 @@ TEST(Metering, StorageIsTimeWeightedGbMonths) {
 TEST(Metering, QuotasFreeHardProSoftEnterpriseNone) {
   TempDir dir;
   Harness h(dir.str());
-  h.plans().SetTerms("tnt_b", ProTerms());
-  h.plans().SetTerms("tnt_c", EnterpriseTerms());
+  h.SetTerms("tnt_b", ProTerms());
+  h.SetTerms("tnt_c", EnterpriseTerms());
   std::vector<UsageEvent> batch;
   for (const char* t : {"tnt_a", "tnt_b", "tnt_c"}) {
     batch.push_back(Ev(t, "big", UsageType::kMessageSent, kNow, 9'999));
@@ -287,7 +312,7 @@ TEST(Metering, QuotasFreeHardProSoftEnterpriseNone) {
   h.clock().Set(At("2026-12-01T00:00:00Z")).ok();
   EXPECT_EQ(h.engine().CheckCount("tnt_a", Metric::kMessages, 1)->used, Decimal());
   // Pro overage in the usage report.
-  h.plans().SetTerms("tnt_b", ProTerms());
+  h.SetTerms("tnt_b", ProTerms());
   auto rep = h.engine().Usage("tnt_b", kNow).value();
   EXPECT_EQ(rep.plan, "pro");
   EXPECT_EQ(rep.metrics[0].overage, Decimal());
