@@ -58,7 +58,7 @@ void BM_QuotaCheckInProcess(benchmark::State& state) {
     f = new EngineFixture();
     std::vector<ParsedEvent> one(1);
     one[0].event = UsageEvent{"tnt_q", "/s", "e1", "", UsageType::kMessageSent, f->clock.Now(), 5};
-    f->engine->Ingest(one);
+    (void)f->engine->Ingest(one);
   }
   for (auto _ : state) {
     benchmark::DoNotOptimize(f->engine->CheckCount("tnt_q", Metric::kMessages, 1));
@@ -104,7 +104,7 @@ void BM_IngestInProcess(benchmark::State& state) {
     }
     state.ResumeTiming();
     auto out = f->engine->Ingest(batch);
-    if (out.back().kind != OutcomeKind::kAccepted) state.SkipWithError("not accepted");
+    if (!out || out->back().kind != OutcomeKind::kAccepted) state.SkipWithError("not accepted");
   }
   state.SetItemsProcessed(state.iterations() * 1000);
   if (state.thread_index() == 0) {

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <filesystem>
 
+#include "core/log.h"
 #include "http/idempotency.h"
 
 namespace caas::app {
@@ -14,9 +15,8 @@ std::vector<storage::CollectionSpec> AllCollections() {
 }
 
 App::App(const Config& config, bool migrate, bool metering) {
-  std::filesystem::create_directories(config.data_dir);
-  std::filesystem::permissions(config.data_dir, std::filesystem::perms::owner_all,
-                               std::filesystem::perm_options::replace);
+  data_dir_ = std::make_unique<DataDirectory>(config.data_dir);
+  if (metering) data_dir_->Lock();
   if (config.clock == "manual") {
     Instant start = std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
     if (config.now) start = ParseRfc3339(*config.now).value();  // validated by LoadConfig
@@ -27,11 +27,17 @@ App::App(const Config& config, bool migrate, bool metering) {
     clock_ = std::make_unique<SystemClock>();
   }
   ids_ = std::make_unique<IdGenerator>(*clock_);
-  store_ =
-      std::make_unique<storage::SqliteStore>(config.data_dir + "/billing.db", AllCollections());
-  if (migrate) store_->Migrate();
-  if (store_->SchemaVersion() != storage::SqliteStore::LatestSchemaVersion()) {
-    throw storage::StorageError("the database needs migrating: run 'caas-billing migrate'", false);
+  try {
+    store_ = std::make_unique<storage::SqliteStore>(data_dir_->store_path(), AllCollections());
+    if (migrate) store_->Migrate();
+    if (store_->SchemaVersion() != storage::SqliteStore::LatestSchemaVersion()) {
+      throw storage::StorageError("the database needs migrating: run 'caas-billing migrate'",
+                                  false);
+    }
+  } catch (const storage::StorageError& e) {
+    throw storage::StorageError("the store " + data_dir_->store_path() + ": " + e.what() +
+                                    " ('caas-billing doctor' checks it)",
+                                e.retryable());
   }
   tenants_ = std::make_unique<tenants::TenantService>(*store_, *clock_, *ids_);
   keys_ = std::make_unique<tenants::ApiKeyService>(*store_, *clock_, *ids_);
@@ -56,7 +62,7 @@ App::App(const Config& config, bool migrate, bool metering) {
   });
   if (!metering) return;
   metering::MeteringOptions options;
-  options.dir = config.data_dir + "/events";
+  options.dir = data_dir_->event_log_path();
   options.late_window = std::chrono::hours(24) * config.late_window_days;
   options.reserve_events = static_cast<size_t>(config.metering_reserve_events);
   metering_ = std::make_unique<metering::MeteringEngine>(
@@ -77,14 +83,20 @@ App::App(const Config& config, bool migrate, bool metering) {
                                     std::to_string(e.percent));
       });
   metering_->Open();
+  data_dir_->UseEventLog();
   // Metering rates usage by each tenant's terms timeline: pushed after every
   // change, and once at start for every tenant (a change saved just before a
   // crash reaches the log now; unchanged timelines cost nothing).
-  subscriptions_->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
-    metering_->SetTimeline(t.tenant, {t.doc_version, subscriptions_->TimelineOf(t)});
-  });
-  subscriptions_->ForEachTenant([this](const subscriptions::TenantSubscriptions& t) {
-    metering_->SetTimeline(t.tenant, {t.doc_version, subscriptions_->TimelineOf(t)});
+  auto push = [this](const subscriptions::TenantSubscriptions& t) {
+    Status s = metering_->SetTimeline(t.tenant, {t.doc_version, subscriptions_->TimelineOf(t)});
+    if (!s) {  // recorded with the tenant's next event, or at the next start
+      Log(LogLevel::kWarn, "timeline_not_recorded",
+          {{"tenant", t.tenant}, {"error", s.error().message}});
+    }
+  };
+  subscriptions_->AddObserver(push);
+  subscriptions_->ForEachTenant([&push](const subscriptions::TenantSubscriptions& t) {
+    push(t);
     return true;
   });
 }

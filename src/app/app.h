@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "app/data_dir.h"
 #include "catalog/catalog.h"
 #include "core/clock.h"
 #include "core/ids.h"
@@ -43,11 +44,13 @@ std::vector<storage::CollectionSpec> AllCollections();
 class App {
  public:
   // Opens (creating) the data directory and the store; migrates when asked.
-  // With `metering`, also replays the usage-event log (only one process may
-  // hold it: the server).
+  // With `metering`, also takes the data directory's lock and replays the
+  // usage-event log (only one process may hold it: the server). Throws with
+  // a message naming what is missing or damaged.
   App(const Config& config, bool migrate, bool metering = false);
 
   storage::SqliteStore& store() { return *store_; }
+  DataDirectory& data_dir() { return *data_dir_; }
   const Clock& clock() const { return *clock_; }
   IdGenerator& ids() { return *ids_; }
   tenants::TenantService& tenants() { return *tenants_; }
@@ -60,6 +63,7 @@ class App {
   ManualClock* manual_clock() { return manual_clock_; }
 
  private:
+  std::unique_ptr<DataDirectory> data_dir_;
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<IdGenerator> ids_;
   std::unique_ptr<storage::SqliteStore> store_;

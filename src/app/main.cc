@@ -8,6 +8,7 @@
 #include "app/app.h"
 #include "app/catalog_cli.h"
 #include "app/config.h"
+#include "app/doctor_cli.h"
 #include "app/metering_cli.h"
 #include "app/subscriptions_cli.h"
 #include "core/log.h"
@@ -136,6 +137,12 @@ int Main(int argc, char** argv) {
                     "debug|info|warn|error [env CAAS_BILLING_LOG_LEVEL]");
 
   auto* migrate = cli.add_subcommand("migrate", "apply database migrations");
+  bool salvage = false;
+  auto* doctor = cli.add_subcommand(
+      "doctor", "check the data directory (manifest, store, event log) and report damage");
+  doctor->add_flag("--salvage", salvage,
+                   "with the server stopped: keep every intact record of a damaged event log in "
+                   "a new log, and move the damaged segments aside");
   auto* version = cli.add_subcommand("version", "print the version");
   auto* routes = cli.add_subcommand("routes", "list the HTTP routes (METHOD PATTERN)");
 
@@ -269,6 +276,7 @@ int Main(int argc, char** argv) {
     return RunIngest(ingest_opts);
   }
 
+  if (*doctor) return RunDoctor(config->data_dir, salvage);
   try {
     if (*serve) return Serve(*config);
     if (*routes) {

@@ -25,6 +25,10 @@ std::string_view ErrorCodeName(ErrorCode code) {
       return "out_of_range";
     case ErrorCode::kUnavailable:
       return "unavailable";
+    case ErrorCode::kResourceExhausted:
+      return "resource_exhausted";
+    case ErrorCode::kTooLarge:
+      return "too_large";
     case ErrorCode::kInternal:
       return "internal";
   }

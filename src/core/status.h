@@ -23,6 +23,8 @@ enum class ErrorCode {
   kPermissionDenied,    // credentials valid, operation not allowed
   kOutOfRange,          // arithmetic overflow or value outside its domain
   kUnavailable,         // a dependency is down; retrying may help
+  kResourceExhausted,   // out of disk or another resource; retrying later may help
+  kTooLarge,            // the input as a whole exceeds a bound
   kInternal,            // a bug or corrupted data
 };
 

@@ -149,13 +149,15 @@ void AddMeteringRoutes(Api& api, Services s) {
         if (!ctx.principal.IsAdmin()) options.principal_tenant = ctx.principal.tenant_id;
         auto parsed = metering::ParseEventBody(ctx.request.body, *format, options);
         if (!parsed) {
-          const int status =
-              parsed.error().message.find("at most") != std::string::npos ? 413 : 400;
-          return Problem(status, status == 413 ? "payload-too-large" : "invalid-body",
-                         status == 413 ? "Payload too large" : "Invalid body",
-                         parsed.error().message, {parsed.error()});
+          if (parsed.error().code == ErrorCode::kTooLarge) {
+            return ProblemFromError(parsed.error(), {parsed.error()});
+          }
+          return Problem(400, "invalid-body", "Invalid body", parsed.error().message,
+                         {parsed.error()});
         }
-        auto outcomes = s.metering->Ingest(*parsed);
+        auto ingested = s.metering->Ingest(*parsed);
+        if (!ingested) return ProblemFromError(ingested.error());
+        const auto& outcomes = *ingested;
         if (*format == metering::BodyFormat::kSingle) {
           const auto& o = outcomes.front();
           if (o.kind == metering::OutcomeKind::kRejected) {

@@ -52,6 +52,10 @@ Response ProblemFromError(const Error& error, const std::vector<Error>& all) {
       return Problem(422, "out-of-range", "Value out of range", error.message, fields);
     case ErrorCode::kUnavailable:
       return Problem(503, "unavailable", "Service unavailable", error.message);
+    case ErrorCode::kResourceExhausted:
+      return Problem(507, "insufficient-storage", "Insufficient storage", error.message);
+    case ErrorCode::kTooLarge:
+      return Problem(413, "payload-too-large", "Payload too large", error.message, fields);
     case ErrorCode::kInternal:
       break;
   }

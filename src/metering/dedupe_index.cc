@@ -171,7 +171,14 @@ uint32_t DedupeIndex::Find(uint64_t hash, std::string_view key) const {
   const Shard& s = shards_[ShardOf(hash)];
   uint32_t ref = Probe(s.cur, hash, key, *this);
   if (ref == kNone && s.old.slots != nullptr) ref = Probe(s.old, hash, key, *this);
+  if (ref != kNone && (At(ref)->flags & kFailed)) return kNone;
   return ref;
+}
+
+void DedupeIndex::MarkFailed(uint32_t ref) {
+  DedupeEntry& e = *At(ref);
+  if (!(e.flags & kFailed)) ++failed_;
+  e.flags = kFailed;
 }
 
 void DedupeIndex::Place(Table& t, Slot slot) {
@@ -226,6 +233,15 @@ uint32_t DedupeIndex::FindOrInsert(uint64_t hash, std::string_view key, uint64_t
   uint32_t ref = Probe(s.cur, hash, key, *this, &empty);
   if (ref == kNone && s.old.slots != nullptr) ref = Probe(s.old, hash, key, *this);
   if (ref != kNone) {
+    DedupeEntry& e = *At(ref);
+    if (e.flags & kFailed) {  // a claim that was never written: take it over
+      e.lsn = lsn;
+      e.fingerprint = fp;
+      e.flags = 0;
+      --failed_;
+      *inserted = true;
+      return ref;
+    }
     *inserted = false;
     return ref;
   }
@@ -259,7 +275,7 @@ size_t DedupeIndex::MemoryBytes() const {
     slots += (s.cur.mask + 1) * sizeof(Slot);
     if (s.old.slots != nullptr) slots += (s.old.mask + 1) * sizeof(Slot);
   }
-  std::lock_guard lock(const_cast<std::mutex&>(pool_mu_));
+  std::lock_guard lock(pool_mu_);
   size_t tables = 0;
   for (const auto& [bytes, chunk] : ready_tables_) tables += bytes;
   return slots + tables + (chunks_.size() + spare_chunks_.size() + ready_.size()) * kChunkBytes;

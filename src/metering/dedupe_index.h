@@ -67,6 +67,9 @@ class Chunk {
 class DedupeIndex {
  public:
   static constexpr uint32_t kVoided = 1;
+  // A claim whose record was never written (the write failed): treated as
+  // absent; the next insert of its key takes the entry over.
+  static constexpr uint32_t kFailed = 2;
   static constexpr uint32_t kNone = 0;
 
   DedupeIndex();
@@ -81,7 +84,7 @@ class DedupeIndex {
   // Starts loading the slot `hash` would probe first (software pipelining:
   // call it a few keys ahead of Find/Insert).
   void Prefetch(uint64_t hash) const;
-  // The reference of the entry for `key`, or kNone.
+  // The reference of the entry for `key`, or kNone (also for a failed claim).
   uint32_t Find(uint64_t hash, std::string_view key) const;
   // The entry for `key` if present (*inserted = false); else adds it, in one
   // probe sequence, and returns the new entry (*inserted = true).
@@ -92,7 +95,9 @@ class DedupeIndex {
   static std::string_view key(const DedupeEntry& e) {
     return {reinterpret_cast<const char*>(&e + 1), e.key_len};
   }
-  size_t size() const { return count_; }
+  // Marks a claim whose record could not be written (kFailed).
+  void MarkFailed(uint32_t ref);
+  size_t size() const { return count_ - failed_; }
   size_t MemoryBytes() const;
 
  private:
@@ -143,7 +148,7 @@ class DedupeIndex {
   void RequestTable(Shard& s);
   void StartPrefaulter();
   void PrefaultLoop();
-  std::mutex pool_mu_;
+  mutable std::mutex pool_mu_;
   std::condition_variable pool_cv_;
   std::vector<Chunk> ready_;                   // guarded by pool_mu_
   std::vector<size_t> table_requests_;         // guarded by pool_mu_
@@ -152,6 +157,7 @@ class DedupeIndex {
   std::thread pool_thread_;
   size_t chunk_used_;
   size_t count_ = 0;
+  size_t failed_ = 0;  // entries marked kFailed
 };
 
 }  // namespace caas::metering

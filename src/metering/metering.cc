@@ -72,7 +72,8 @@ MeteringEngine::MeteringEngine(MeteringOptions options, const Clock& clock,
       clock_(clock),
       timelines_(std::move(timelines)),
       thresholds_(std::move(thresholds)),
-      log_(options_.dir, options_.segment_bytes) {}
+      log_(options_.dir, options_.segment_bytes, options_.env ? *options_.env : LogEnv::Default()) {
+}
 
 MeteringEngine::~MeteringEngine() {
   {
@@ -80,8 +81,10 @@ MeteringEngine::~MeteringEngine() {
     stop_ = true;
   }
   work_cv_.notify_all();
+  const bool started = flusher_.joinable();
   if (flusher_.joinable()) flusher_.join();  // it stops the applier when done
   if (applier_.joinable()) applier_.join();
+  if (started) log_.Close();  // everything queued is written: a clean shutdown
 }
 
 void MeteringEngine::Open() {
@@ -218,13 +221,40 @@ std::optional<Instant> MeteringEngine::TenantStart(std::string_view tenant) {
   }
   auto source = timelines_(tenant);
   if (!source) return std::nullopt;
-  SetTimeline(tenant, *source);
+  if (!SetTimeline(tenant, *source)) return source->timeline.start();  // not recorded: retried
   std::unique_lock lock(starts_mu_);
   auto [it, added] = starts_.try_emplace(std::string(tenant), source->timeline.start());
   return it->second;
 }
 
+void MeteringEngine::BeginGroupLocked() {
+  if (!pending_buf_.empty()) return;
+  EventLog::StartGroup(&pending_buf_);
+  next_lsn_ += EventLog::kGroupHeaderBytes;
+}
+
+void MeteringEngine::UndoLocked(const Op& op) {
+  switch (op.kind) {
+    case OpKind::kEvent:
+      dedupe_.MarkFailed(op.dedupe_ref);
+      break;
+    case OpKind::kVoid:
+      dedupe_.entry(op.dedupe_ref).flags &= ~DedupeIndex::kVoided;
+      break;
+    case OpKind::kTerms: {
+      Logged& logged = logged_[op.tenant];
+      logged.version = op.prev_version;
+      logged.timeline = op.prev_timeline;
+      // The tenant's next event asks the source again, and records it then.
+      std::unique_lock lock(starts_mu_);
+      starts_.erase(op.tenant);
+      break;
+    }
+  }
+}
+
 uint64_t MeteringEngine::QueueLocked(std::string_view payload, Op op) {
+  BeginGroupLocked();
   op.lsn = next_lsn_;
   const size_t before = pending_buf_.size();
   EventLog::Frame(&pending_buf_, payload);
@@ -234,17 +264,17 @@ uint64_t MeteringEngine::QueueLocked(std::string_view payload, Op op) {
   return next_lsn_;
 }
 
-void MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimeline& timeline) {
-  if (timeline.timeline.empty()) return;
-  uint64_t wait_for = 0;
+Status MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimeline& timeline) {
+  if (timeline.timeline.empty()) return Status::Ok();
+  uint64_t wait_for = 0, epoch = 0;
   {
     std::lock_guard lock(ingest_mu_);
     Logged& logged = logged_[std::string(tenant)];
-    if (timeline.version < logged.version) return;  // an older read lost a race
+    if (timeline.version < logged.version) return Status::Ok();  // an older read lost a race
     auto change = logged.timeline.Diff(timeline.timeline);
     if (!change) {
       logged.version = timeline.version;
-      return;
+      return Status::Ok();
     }
     std::string payload;
     EncodeTerms(&payload, tenant, timeline.version, *change);
@@ -253,7 +283,10 @@ void MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimelin
     op.tenant = std::string(tenant);
     op.version = timeline.version;
     op.change = std::move(*change);
+    op.prev_version = logged.version;
+    op.prev_timeline = logged.timeline;
     wait_for = QueueLocked(payload, std::move(op));
+    epoch = epoch_;
     logged.timeline = timeline.timeline;
     logged.version = timeline.version;
   }
@@ -261,10 +294,16 @@ void MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimelin
     std::unique_lock lock(starts_mu_);
     starts_[std::string(tenant)] = timeline.timeline.start();
   }
-  WaitDurable(wait_for);
+  return WaitDurable(wait_for, epoch);
 }
 
-std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
+std::optional<std::string> MeteringEngine::WriteError() {
+  std::lock_guard lock(durable_mu_);
+  if (!write_error_) return std::nullopt;
+  return write_error_->message;
+}
+
+Result<std::vector<Outcome>> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
   const Instant now = clock_.Now();
   std::vector<Outcome> out(events.size());
   struct Prepared {
@@ -329,9 +368,10 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
     prep.push_back(p);
   }
 
-  uint64_t wait_for = 0;
+  uint64_t wait_for = 0, epoch = 0;
   {
     std::lock_guard lock(ingest_mu_);
+    epoch = epoch_;
     bool appended = false;
     constexpr size_t kAhead = 8;
     for (size_t j = 0; j < std::min(kAhead, prep.size()); ++j) dedupe_.Prefetch(prep[j].hash);
@@ -340,7 +380,9 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
       if (j + kAhead < prep.size()) dedupe_.Prefetch(prep[j + kAhead].hash);
       std::string_view k(keys.data() + p.key_off, p.key_len);
       bool inserted = false;
-      const uint32_t n = dedupe_.FindOrInsert(p.hash, k, next_lsn_, p.fp, &inserted);
+      // A new record goes after the pending group's header (opened below).
+      const uint64_t lsn = next_lsn_ + (pending_buf_.empty() ? EventLog::kGroupHeaderBytes : 0);
+      const uint32_t n = dedupe_.FindOrInsert(p.hash, k, lsn, p.fp, &inserted);
       if (!inserted) {
         const DedupeEntry& e = dedupe_.entry(n);
         if (e.fingerprint == p.fp) {
@@ -353,8 +395,10 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
         wait_for = std::max(wait_for, e.lsn + 1);
         continue;
       }
+      BeginGroupLocked();
       Op op;
       op.lsn = next_lsn_;
+      op.dedupe_ref = n;
       op.event = std::move(*events[p.index].event);
       pending_buf_.append(framed, p.rec_off, p.rec_len);
       next_lsn_ += p.rec_len;
@@ -365,7 +409,8 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
     }
     if (appended) work_cv_.notify_one();
   }
-  WaitDurable(wait_for);
+  Status durable = WaitDurable(wait_for, epoch);
+  if (!durable) return durable.error();
   uint64_t counts[4] = {0, 0, 0, 0};
   for (const auto& o : out) ++counts[static_cast<int>(o.kind)];
   for (int i = 0; i < 4; ++i) {
@@ -374,9 +419,24 @@ std::vector<Outcome> MeteringEngine::Ingest(std::vector<ParsedEvent>& events) {
   return out;
 }
 
-void MeteringEngine::WaitDurable(uint64_t lsn_end) {
+Status MeteringEngine::WaitDurable(uint64_t lsn_end, uint64_t epoch) {
   std::unique_lock lock(durable_mu_);
-  durable_cv_.wait(lock, [&] { return durable_lsn_ >= lsn_end; });
+  // After a failed write, what was queued in the failed epoch beyond where the
+  // log then ended was discarded; what was before it is durable.
+  auto cut = [&]() -> std::optional<uint64_t> {
+    if (durable_epoch_ == epoch) return std::nullopt;
+    return failed_at_.at(epoch);
+  };
+  durable_cv_.wait(lock, [&] {
+    const auto c = cut();
+    return (c && lsn_end > *c) || durable_lsn_ >= lsn_end;
+  });
+  const auto c = cut();
+  if (c && lsn_end > *c) {
+    return write_error_ ? *write_error_
+                        : Error::Make(ErrorCode::kUnavailable, "the event log cannot be written");
+  }
+  return Status::Ok();
 }
 
 // Two stages, so that applying group N to the aggregates overlaps writing and
@@ -395,8 +455,36 @@ void MeteringEngine::FlushLoop() {
       ops.swap(pending_ops_);
       end = next_lsn_;
     }
-    log_.WriteAndSync(buf);
+    const uint64_t start = end - buf.size();
+    Status written = log_.WriteAndSync(buf);
     buf.clear();
+    if (!written) {
+      // Nothing of this group, nor of what was queued behind it (its LSNs
+      // follow this group's), reaches the log: take their claims back and
+      // fail their requests. The next group starts where this one did.
+      Log(LogLevel::kError, "event_log_write_failed",
+          {{"error", written.error().message},
+           {"dropped_bytes", static_cast<int64_t>(end - start)}});
+      std::lock_guard lock(ingest_mu_);
+      for (auto it = pending_ops_.rbegin(); it != pending_ops_.rend(); ++it) UndoLocked(*it);
+      for (auto it = ops.rbegin(); it != ops.rend(); ++it) UndoLocked(*it);
+      pending_buf_.clear();
+      pending_ops_.clear();
+      ops.clear();
+      next_lsn_ = start;
+      {
+        std::lock_guard dlock(durable_mu_);
+        failed_at_[epoch_] = start;
+        durable_epoch_ = ++epoch_;
+        write_error_ = written.error();
+      }
+      durable_cv_.notify_all();
+      continue;
+    }
+    {
+      std::lock_guard dlock(durable_mu_);
+      write_error_.reset();
+    }
     group_commits_.fetch_add(1, std::memory_order_relaxed);
     {
       std::lock_guard lock(apply_mu_);
@@ -587,7 +675,7 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
   std::string key;
   BuildKey(&key, TenantRef(tenant), source, id);
   const uint64_t hash = XXH3_64bits_withSeed(key.data(), key.size(), kHashSeed);
-  uint64_t lsn;
+  uint64_t lsn, epoch;
   {
     std::lock_guard lock(ingest_mu_);
     uint32_t n = dedupe_.Find(hash, key);
@@ -598,8 +686,9 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
       return Error::Make(ErrorCode::kConflict, "the event is already voided");
     }
     lsn = dedupe_.entry(n).lsn;
+    epoch = epoch_;
   }
-  WaitDurable(lsn + 1);
+  if (Status s = WaitDurable(lsn + 1, epoch); !s) return s.error();
   auto payload = log_.Read(lsn);
   auto original = payload ? DecodeRecord(*payload) : std::nullopt;
   if (!original || original->kind != RecordKind::kEvent) {
@@ -615,12 +704,17 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
   {
     std::lock_guard lock(ingest_mu_);
     uint32_t n = dedupe_.Find(hash, key);
+    if (n == DedupeIndex::kNone) {
+      return Error::NotFound("no event with this tenant, source and id");
+    }
     if (dedupe_.entry(n).flags & DedupeIndex::kVoided) {
       return Error::Make(ErrorCode::kConflict, "the event is already voided");
     }
     dedupe_.entry(n).flags |= DedupeIndex::kVoided;
+    epoch = epoch_;
     Op op;
     op.kind = OpKind::kVoid;
+    op.dedupe_ref = n;
     op.event = std::move(original->event);
     op.filed_lsn = lsn;
     op.voided_at = rec.voided_at;
@@ -628,7 +722,7 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
     op.reason = rec.reason;
     wait_for = QueueLocked(body, std::move(op));
   }
-  WaitDurable(wait_for);
+  if (Status s = WaitDurable(wait_for, epoch); !s) return s.error();
   voided_.fetch_add(1, std::memory_order_relaxed);
   return rec;
 }

@@ -23,6 +23,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -51,6 +52,8 @@ struct MeteringOptions {
   // Memory to set aside at start for this many event keys (0: grow as
   // needed). See DedupeIndex::Reserve.
   size_t reserve_events = 0;
+  // The file system of the log (tests inject faults); nullptr: the real one.
+  LogEnv* env = nullptr;
 };
 
 enum class OutcomeKind : uint8_t { kAccepted, kDuplicate, kConflict, kRejected };
@@ -101,12 +104,17 @@ class MeteringEngine {
   void Open();
 
   // One outcome per element, in order. Blocks until accepted events are
-  // durable and visible in usage and quota answers.
-  std::vector<Outcome> Ingest(std::vector<ParsedEvent>& events);
+  // durable and visible in usage and quota answers. When the log cannot be
+  // written (kResourceExhausted: no space left; kUnavailable), nothing of the
+  // request was recorded and no outcome stands: the caller retries later.
+  Result<std::vector<Outcome>> Ingest(std::vector<ParsedEvent>& events);
 
   // Records `timeline` as the tenant's terms from now on, unless it is the one
   // recorded already or comes from an older version. Blocks until durable.
-  void SetTimeline(std::string_view tenant, const VersionedTimeline& timeline);
+  Status SetTimeline(std::string_view tenant, const VersionedTimeline& timeline);
+
+  // Why the last write of the log failed, until a write succeeds again.
+  std::optional<std::string> WriteError();
 
   // Removes a counted event from every aggregate; its key stays taken.
   // kNotFound when unknown, kConflict when already voided.
@@ -140,14 +148,17 @@ class MeteringEngine {
   enum class OpKind : uint8_t { kEvent, kVoid, kTerms };
   struct Op {
     OpKind kind = OpKind::kEvent;
-    uint64_t lsn = 0;        // of its record
-    UsageEvent event;        // event, void
-    uint64_t filed_lsn = 0;  // void: the record of the event it voids
+    uint64_t lsn = 0;         // of its record
+    uint32_t dedupe_ref = 0;  // event, void: its index entry (undone if the write fails)
+    UsageEvent event;         // event, void
+    uint64_t filed_lsn = 0;   // void: the record of the event it voids
     Instant voided_at{};
     std::string actor, reason;         // void
     std::string tenant;                // terms
     int64_t version = 0;               // terms
     catalog::Timeline::Change change;  // terms
+    int64_t prev_version = -1;         // terms: what was logged before (undo)
+    catalog::Timeline prev_timeline;
   };
   struct ApplyGroup {
     std::vector<Op> ops;
@@ -178,11 +189,17 @@ class MeteringEngine {
   // Queues a record and its op; caller holds ingest_mu_. Returns the LSN
   // just past it.
   uint64_t QueueLocked(std::string_view payload, Op op);
+  // Opens the pending group if none is; caller holds ingest_mu_.
+  void BeginGroupLocked();
+  // Takes back the claims of ops whose records were never written.
+  void UndoLocked(const Op& op);
   void FlushLoop();
   void ApplyLoop();
   void Apply(Op& op, Instant now);
   void RefreshQuota(TenantState& t, Instant now);  // caller holds t.mu
-  void WaitDurable(uint64_t lsn_end);
+  // Waits until the records up to `lsn_end` queued in `epoch` are durable
+  // and applied; an error when a failed write discarded them.
+  Status WaitDurable(uint64_t lsn_end, uint64_t epoch);
   void ReplayRecord(uint64_t lsn, std::string_view payload);
   void FlushReplay();
 
@@ -192,12 +209,13 @@ class MeteringEngine {
   ThresholdSink thresholds_;
   EventLog log_;
 
-  std::mutex ingest_mu_;  // guards dedupe_, pending_*, next_lsn_, logged_, stop_
+  std::mutex ingest_mu_;  // guards dedupe_, pending_*, next_lsn_, logged_, epoch_, stop_
   std::condition_variable work_cv_;
   DedupeIndex dedupe_;
   std::string pending_buf_;
   std::vector<Op> pending_ops_;
   uint64_t next_lsn_ = 0;
+  uint64_t epoch_ = 0;  // +1 on every failed write: what was queued in it is gone
   StringMap<Logged> logged_;
   bool stop_ = false;
 
@@ -206,9 +224,12 @@ class MeteringEngine {
   std::deque<ApplyGroup> apply_queue_;
   bool apply_stop_ = false;
 
-  std::mutex durable_mu_;  // guards durable_lsn_
+  std::mutex durable_mu_;  // guards durable_lsn_, durable_epoch_, failed_at_, write_error_
   std::condition_variable durable_cv_;
   uint64_t durable_lsn_ = 0;
+  uint64_t durable_epoch_ = 0;
+  std::map<uint64_t, uint64_t> failed_at_;  // epoch -> where the log ended when it failed
+  std::optional<Error> write_error_;
 
   std::shared_mutex tenants_mu_;  // guards tenants_ (the states themselves never move)
   StringMap<std::unique_ptr<TenantState>> tenants_;

@@ -272,7 +272,8 @@ dom::parser& ThreadParser() {
 Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyFormat format,
                                                 const ParseOptions& options) {
   if (body.size() > kMaxRequestBytes) {
-    return Error::Invalid("body", "must be at most " + std::to_string(kMaxRequestBytes) + " bytes");
+    return Error{ErrorCode::kTooLarge,
+                 "must be at most " + std::to_string(kMaxRequestBytes) + " bytes", "body"};
   }
   dom::parser& parser = ThreadParser();
   std::vector<ParsedEvent> out;
@@ -286,8 +287,9 @@ Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyForma
       if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
       if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank line
       if (out.size() == kMaxEventsPerRequest) {
-        return Error::Invalid(
-            "body", "must hold at most " + std::to_string(kMaxEventsPerRequest) + " events");
+        return Error{ErrorCode::kTooLarge,
+                     "must hold at most " + std::to_string(kMaxEventsPerRequest) + " events",
+                     "body"};
       }
       dom::element doc;
       if (auto err = parser.parse(line.data(), line.size(), true).get(doc)) {
@@ -315,8 +317,8 @@ Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyForma
     return Error::Invalid("body", "must be a JSON array of CloudEvents");
   }
   if (arr.size() > kMaxEventsPerRequest) {
-    return Error::Invalid("body",
-                          "must hold at most " + std::to_string(kMaxEventsPerRequest) + " events");
+    return Error{ErrorCode::kTooLarge,
+                 "must hold at most " + std::to_string(kMaxEventsPerRequest) + " events", "body"};
   }
   if (arr.size() == 0) return Error::Invalid("body", "holds no events");
   out.reserve(arr.size());

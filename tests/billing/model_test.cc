@@ -659,7 +659,7 @@ TEST(BillingModel, RandomHistoriesMatchTheModel) {
           events.push_back(e);
         }
         const size_t first = events.size() - batch.size();
-        auto outcomes = w.metering->Ingest(batch);
+        auto outcomes = w.metering->Ingest(batch).value();
         for (size_t i = 0; i < outcomes.size(); ++i) {
           ASSERT_EQ(outcomes[i].kind, metering::OutcomeKind::kAccepted)
               << outcomes[i].field << " " << outcomes[i].reason << " "

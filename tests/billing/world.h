@@ -70,7 +70,7 @@ class World {
     std::vector<metering::ParsedEvent> one(1);
     one[0].event =
         metering::UsageEvent{t, "/test", std::move(id), std::move(subject), type, time, quantity};
-    return metering->Ingest(one).front();
+    return metering->Ingest(one).value().front();
   }
   metering::OutcomeKind Send(const std::string& t, std::string id, metering::UsageType type,
                              const char* time, int64_t quantity, std::string subject = "") {
@@ -120,10 +120,10 @@ class World {
         o, clock_, [this](std::string_view t) { return subs->TimelineOf(t); }, nullptr);
     metering->Open();
     subs->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
-      metering->SetTimeline(t.tenant, {t.doc_version, subs->TimelineOf(t)});
+      ASSERT_TRUE(metering->SetTimeline(t.tenant, {t.doc_version, subs->TimelineOf(t)}).ok());
     });
     subs->ForEachTenant([this](const subscriptions::TenantSubscriptions& t) {
-      metering->SetTimeline(t.tenant, {t.doc_version, subs->TimelineOf(t)});
+      EXPECT_TRUE(metering->SetTimeline(t.tenant, {t.doc_version, subs->TimelineOf(t)}).ok());
       return true;
     });
   }

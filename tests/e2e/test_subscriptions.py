@@ -16,7 +16,7 @@ def manual_server(tmp_path, now):
 
 @pytest.fixture
 def clock_server(tmp_path):
-    s = manual_server(tmp_path, "2026-03-01T00:00:00Z")
+    s = manual_server(tmp_path / "clock", "2026-03-01T00:00:00Z")  # its own data directory
     yield s
     s.stop()
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace caas::storage {
 namespace {
@@ -29,6 +30,30 @@ constexpr Migration kMigrations[] = {
 };
 
 }  // namespace
+
+// A cached statement in use: reset when it goes out of scope, so that no
+// statement is left active (an active statement holds a read snapshot, and on
+// the writer connection that blocks every other process's writes).
+class Stmt {
+ public:
+  Stmt() = default;
+  explicit Stmt(sqlite3_stmt* s) : s_(s) {}
+  Stmt(Stmt&& o) noexcept : s_(std::exchange(o.s_, nullptr)) {}
+  Stmt& operator=(Stmt&& o) noexcept {
+    if (s_) sqlite3_reset(s_);
+    s_ = std::exchange(o.s_, nullptr);
+    return *this;
+  }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() {
+    if (s_) sqlite3_reset(s_);
+  }
+  operator sqlite3_stmt*() const { return s_; }  // NOLINT(google-explicit-constructor)
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
 
 // One connection and its prepared statements.
 class SqliteStore::Conn {
@@ -62,7 +87,7 @@ class SqliteStore::Conn {
   }
 
   // A prepared statement, reset and with bindings cleared, owned by the cache.
-  sqlite3_stmt* Prepare(const char* sql) {
+  Stmt Prepare(const char* sql) {
     auto it =
         std::find_if(cache_.begin(), cache_.end(), [sql](const auto& e) { return e.first == sql; });
     sqlite3_stmt* stmt;
@@ -77,7 +102,7 @@ class SqliteStore::Conn {
       }
       cache_.emplace_back(sql, stmt);
     }
-    return stmt;
+    return Stmt(stmt);
   }
 
   void Bind(sqlite3_stmt* s, int i, std::string_view v) {
@@ -157,9 +182,20 @@ int SqliteStore::LatestSchemaVersion() { return std::end(kMigrations)[-1].versio
 
 int SqliteStore::SchemaVersion() {
   std::lock_guard lock(write_mu_);
-  auto* s = writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  auto s = writer_->Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   writer_->Step(s);
   return sqlite3_column_int(s, 0);
+}
+
+std::vector<std::string> SqliteStore::IntegrityCheck() {
+  std::lock_guard lock(read_mu_);
+  auto s = reader_->Prepare("PRAGMA integrity_check");
+  std::vector<std::string> out;
+  while (reader_->Step(s) == SQLITE_ROW) {
+    std::string line = Conn::Text(s, 0);
+    if (line != "ok") out.push_back(std::move(line));
+  }
+  return out;
 }
 
 std::vector<MigrationInfo> SqliteStore::Migrate() {
@@ -176,7 +212,7 @@ std::vector<MigrationInfo> SqliteStore::Migrate() {
     if (m.version <= current) continue;
     Transaction tx(*writer_);
     writer_->Exec(m.sql);
-    auto* s = writer_->Prepare(
+    auto s = writer_->Prepare(
         "INSERT INTO schema_migrations (version, name, applied_at) "
         "VALUES (?, ?, strftime('%Y-%m-%dT%H:%M:%SZ','now'))");
     writer_->Bind(s, 1, static_cast<int64_t>(m.version));
@@ -203,7 +239,7 @@ bool SqliteStore::IsUnique(std::string_view collection, const std::string& key) 
 }
 
 Error SqliteStore::MissingOrStale(std::string_view collection, std::string_view id) {
-  auto* q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
+  auto q = writer_->Prepare("SELECT 1 FROM documents WHERE collection=? AND id=?");
   writer_->Bind(q, 1, collection);
   writer_->Bind(q, 2, id);
   const bool exists = writer_->Step(q) == SQLITE_ROW;
@@ -215,7 +251,7 @@ Error SqliteStore::MissingOrStale(std::string_view collection, std::string_view 
 std::optional<std::string> SqliteStore::WriteKeys(Conn& c, std::string_view collection,
                                                   const Document& doc) {
   for (const auto& [name, value] : doc.keys) {
-    auto* s = c.Prepare(
+    auto s = c.Prepare(
         "INSERT INTO document_keys (collection, name, value, id, is_unique) VALUES (?,?,?,?,?)");
     c.Bind(s, 1, collection);
     c.Bind(s, 2, name);
@@ -231,7 +267,7 @@ Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
-  auto* s =
+  auto s =
       writer_->Prepare("INSERT INTO documents (collection, id, version, body) VALUES (?, ?, 1, ?)");
   writer_->Bind(s, 1, collection);
   writer_->Bind(s, 2, doc.id);
@@ -249,7 +285,7 @@ Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
 Result<Document> SqliteStore::Get(std::string_view collection, std::string_view id) {
   Spec(collection);
   std::lock_guard lock(read_mu_);
-  auto* s = reader_->Prepare("SELECT version, body FROM documents WHERE collection=? AND id=?");
+  auto s = reader_->Prepare("SELECT version, body FROM documents WHERE collection=? AND id=?");
   reader_->Bind(s, 1, collection);
   reader_->Bind(s, 2, id);
   if (reader_->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
@@ -264,7 +300,7 @@ Result<Document> SqliteStore::FindUnique(std::string_view collection, std::strin
     throw StorageError("FindUnique on a non-unique key " + std::string(key), false);
   }
   std::lock_guard lock(read_mu_);
-  auto* s = reader_->Prepare(
+  auto s = reader_->Prepare(
       "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
       "ON d.collection = k.collection AND d.id = k.id "
       "WHERE k.collection=? AND k.name=? AND k.value=? AND k.is_unique=1");
@@ -282,7 +318,7 @@ Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
-  auto* s = writer_->Prepare(
+  auto s = writer_->Prepare(
       "UPDATE documents SET body=?, version=version+1 "
       "WHERE collection=? AND id=? AND version=?");
   writer_->Bind(s, 1, doc.body);
@@ -291,7 +327,7 @@ Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document
   writer_->Bind(s, 4, expected_version);
   writer_->Step(s);
   if (writer_->Changes() == 0) return MissingOrStale(collection, doc.id);
-  auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
+  auto del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
   writer_->Bind(del, 1, collection);
   writer_->Bind(del, 2, doc.id);
   writer_->Step(del);
@@ -307,13 +343,13 @@ Status SqliteStore::Delete(std::string_view collection, std::string_view id,
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
-  auto* s = writer_->Prepare("DELETE FROM documents WHERE collection=? AND id=? AND version=?");
+  auto s = writer_->Prepare("DELETE FROM documents WHERE collection=? AND id=? AND version=?");
   writer_->Bind(s, 1, collection);
   writer_->Bind(s, 2, id);
   writer_->Bind(s, 3, expected_version);
   writer_->Step(s);
   if (writer_->Changes() == 0) return MissingOrStale(collection, id);
-  auto* del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
+  auto del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
   writer_->Bind(del, 1, collection);
   writer_->Bind(del, 2, id);
   writer_->Step(del);
@@ -325,7 +361,7 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
   Spec(collection);
   const int limit = std::clamp(query.limit, 1, 1000);
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* s;
+  Stmt s;
   if (query.where_key) {
     s = reader_->Prepare(
         "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
@@ -359,7 +395,7 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
 
 void SqliteStore::Ping() {
   std::lock_guard lock(read_mu_);
-  auto* s = reader_->Prepare("SELECT COUNT(*) FROM schema_migrations");
+  auto s = reader_->Prepare("SELECT COUNT(*) FROM schema_migrations");
   reader_->Step(s);
   sqlite3_reset(s);
 }

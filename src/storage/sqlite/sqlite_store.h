@@ -40,6 +40,8 @@ class SqliteStore final : public DocumentStore {
   std::vector<MigrationInfo> Migrate();
   int SchemaVersion();
   static int LatestSchemaVersion();
+  // What SQLite's integrity check finds wrong (empty: nothing).
+  std::vector<std::string> IntegrityCheck();
 
   Status Insert(std::string_view collection, const Document& doc) override;
   Result<Document> Get(std::string_view collection, std::string_view id) override;
