@@ -70,6 +70,18 @@ int Serve(const Config& config) {
       [&api](int status, const std::string& detail) {
         return api.RenderTransportError(status, detail);
       });
+  api.AddMetricsSource([&server] {
+    const auto st = server.stats();
+    return "# HELP caas_http_connections Open HTTP connections\n# TYPE caas_http_connections gauge\n"
+           "caas_http_connections " +
+           std::to_string(st.connections) +
+           "\n# HELP caas_http_accept_errors_total Failed accepts (e.g. out of file descriptors)\n"
+           "# TYPE caas_http_accept_errors_total counter\ncaas_http_accept_errors_total " +
+           std::to_string(st.accept_errors) +
+           "\n# HELP caas_http_accept_paused_total Times accepting paused at the connection cap\n"
+           "# TYPE caas_http_accept_paused_total counter\ncaas_http_accept_paused_total " +
+           std::to_string(st.accept_paused) + "\n";
+  });
   server.Listen();
   Log(LogLevel::kInfo, "serving",
       {{"listen", config.listen},

@@ -10,6 +10,14 @@ size_t CodePointCount(std::string_view utf8) {
   return n;
 }
 
+std::string_view TruncateUtf8(std::string_view text, size_t max_bytes) {
+  if (text.size() <= max_bytes) return text;
+  size_t n = max_bytes;
+  // Back off continuation bytes (10xxxxxx) to the start of the cut character.
+  while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+  return text.substr(0, n);
+}
+
 bool HasControlCharacters(std::string_view utf8) {
   // Fast path (vectorizable): no byte below 0x20, no DEL, no 0xC2 lead byte.
   bool suspect = false;

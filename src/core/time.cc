@@ -40,7 +40,7 @@ Result<Instant> ParseRfc3339(std::string_view s) {
     return Bad(std::string(kHint));
   }
   if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > DaysInMonth(y, static_cast<unsigned>(mo)) ||
-      h > 23 || mi > 59 || sec > 59) {
+      h > 23 || mi > 59 || sec > 60) {
     return Bad("date-time is out of range");
   }
   size_t pos = 19;
@@ -49,12 +49,16 @@ Result<Instant> ParseRfc3339(std::string_view s) {
     ++pos;
     int digits = 0;
     while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
-      if (++digits > 6) return Bad("date-time has more than 6 fractional second digits");
-      micros = micros * 10 + (s[pos] - '0');
+      if (++digits > 9) return Bad("date-time has more than 9 fractional second digits");
+      if (digits <= 6) micros = micros * 10 + (s[pos] - '0');  // beyond µs: truncated
       ++pos;
     }
     if (digits == 0) return Bad(std::string(kHint));
     for (int i = digits; i < 6; ++i) micros *= 10;
+  }
+  if (sec == 60) {  // a leap second: the last microsecond of that minute
+    sec = 59;
+    micros = 999'999;
   }
   int offset_minutes = 0;
   if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {

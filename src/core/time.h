@@ -19,8 +19,9 @@ using Micros = std::chrono::microseconds;
 using Instant = std::chrono::sys_time<Micros>;
 
 // Parses RFC 3339 date-times: "2026-01-31T00:00:00Z", with optional fractional
-// seconds (up to 6 digits kept exactly; more is an error) and a "Z" or
-// "+hh:mm"/"-hh:mm" offset. Years 1970..9999.
+// seconds (up to 9 digits; microseconds are kept, finer digits truncated) and
+// a "Z" or "+hh:mm"/"-hh:mm" offset. Years 1970..9999. A leap second (:60) is
+// the last microsecond of its minute.
 Result<Instant> ParseRfc3339(std::string_view text);
 
 // "2026-01-31T00:00:00Z", with ".ffffff" only when sub-second digits exist.

@@ -7,6 +7,13 @@
 namespace caas::events {
 namespace json = boost::json;
 
+namespace {
+bool IsRetryable(const std::exception& e) {
+  const auto* s = dynamic_cast<const storage::StorageError*>(&e);
+  return s != nullptr && s->retryable();
+}
+}  // namespace
+
 storage::CollectionSpec BillingEventsCollectionSpec() {
   return {"billing_events", {{"tenant", false}, {"dedupe", true}}};
 }
@@ -81,10 +88,21 @@ void BillingEventRecorder::Store(const Pending& p) {
             {{"type", e.type}, {"error", s.error().message}});
       }
       return;
-    } catch (const storage::StorageError& err) {
+    } catch (const std::exception& err) {
       Log(LogLevel::kWarn, "billing_event_store_retry",
           {{"error", std::string_view(err.what())}, {"attempt", static_cast<int64_t>(attempt)}});
-      if (!err.retryable() && attempt >= 3) return;
+      bool stopping;
+      {
+        std::lock_guard lock(mu_);
+        stopping = stop_;
+      }
+      // Shutting down: a few more tries, then give up rather than hang the
+      // shutdown past its grace period.
+      if (stopping || (attempt >= 3 && !IsRetryable(err))) {
+        Log(LogLevel::kError, "billing_event_dropped",
+            {{"type", p.event.type}, {"tenant", p.event.tenant}, {"error", std::string_view(err.what())}});
+        return;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(attempt, 6)));
     }
   }

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "http/json_input.h"
 #include "http/problem.h"
+#include "metering/metering.h"
 
 namespace caas::http {
 namespace json = boost::json;
@@ -72,10 +73,16 @@ Api::Api(Services services) : s_(services), idempotency_(s_.store, s_.clock, s_.
   Add("GET", "/readyz", Access::kPublic, [this](Context&) {
     try {
       s_.store.Ping();
-      return JsonResponse(200, json::object{{"status", "ready"}});
     } catch (const storage::StorageError& e) {
-      return Problem(503, "unavailable", "Not ready", "the store is not reachable");
+      return Problem(503, "unavailable", "Not ready",
+                     std::string("the store cannot serve requests: ") + e.what());
     }
+    if (s_.metering != nullptr) {
+      if (auto error = s_.metering->WriteError()) {
+        return Problem(503, "unavailable", "Not ready", *error);
+      }
+    }
+    return JsonResponse(200, json::object{{"status", "ready"}});
   });
   Add("GET", "/metrics", Access::kPublic, [this](Context&) {
     Response r;
@@ -127,6 +134,12 @@ Response Api::Handle(Request& req) {
   Response res;
   try {
     res = Dispatch(req, request_id, &metric, &log_success);
+  } catch (const storage::CorruptDocument& e) {
+    // Refused, named, and logged for the operator; other documents serve on.
+    Log(LogLevel::kError, "corrupt_document",
+        {{"request_id", request_id}, {"error", std::string_view(e.what())}});
+    res = Problem(500, "stored-data-damaged", "Stored data is damaged",
+                  std::string(e.what()) + "; it is not served until it is repaired");
   } catch (const storage::StorageError& e) {
     Log(LogLevel::kError, "storage failure",
         {{"request_id", request_id}, {"error", std::string_view(e.what())}});

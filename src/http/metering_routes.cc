@@ -2,6 +2,7 @@
 #include <boost/json.hpp>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "events/billing_events.h"
 #include "http/api.h"
 #include "http/json_input.h"
@@ -79,6 +80,23 @@ std::string IngestAnswer(const std::vector<metering::Outcome>& outcomes) {
   return out;
 }
 
+// One event (structured or binary mode): a rejection answers 422 and a
+// conflict 409, naming the field; otherwise the usual answer.
+Response SingleAnswer(const std::vector<metering::Outcome>& outcomes) {
+  const auto& o = outcomes.front();
+  if (o.kind == metering::OutcomeKind::kRejected) {
+    return Problem(422, "invalid-event", "Invalid event", "the event was rejected",
+                   {Error::Invalid(o.field, o.reason)});
+  }
+  if (o.kind == metering::OutcomeKind::kConflict) {
+    return Problem(409, "event-conflict", "Conflicting event", o.reason,
+                   {Error::Invalid(o.field, o.reason)});
+  }
+  Response r;
+  r.body = IngestAnswer(outcomes);
+  return r;
+}
+
 // "2026-11-01" -> days since the epoch.
 std::optional<int64_t> ParseDay(std::string_view text) {
   if (text.size() != 10) return std::nullopt;
@@ -138,6 +156,17 @@ void AddMeteringRoutes(Api& api, Services s) {
   api.Add(
       "POST", "/v1/events", Access::kAnyKey,
       [s](Context& ctx) -> Response {
+        metering::ParseOptions options;
+        if (!ctx.principal.IsAdmin()) options.principal_tenant = ctx.principal.tenant_id;
+        if (!ctx.request.Header("ce-specversion").empty()) {
+          // Binary content mode: one event, attributes in ce-* headers.
+          std::vector<metering::ParsedEvent> one;
+          one.push_back(
+              metering::ParseBinaryEvent(ctx.request.headers, ctx.request.body, options));
+          auto ingested = s.metering->Ingest(one);
+          if (!ingested) return ProblemFromError(ingested.error());
+          return SingleAnswer(*ingested);
+        }
         auto format = metering::FormatFromContentType(ctx.request.Header("content-type"));
         if (!format) {
           return Problem(415, "unsupported-media-type", "Unsupported media type",
@@ -145,8 +174,6 @@ void AddMeteringRoutes(Api& api, Services s) {
                          "application/cloudevents-batch+json (an array) or "
                          "application/x-ndjson (one event per line)");
         }
-        metering::ParseOptions options;
-        if (!ctx.principal.IsAdmin()) options.principal_tenant = ctx.principal.tenant_id;
         auto parsed = metering::ParseEventBody(ctx.request.body, *format, options);
         if (!parsed) {
           if (parsed.error().code == ErrorCode::kTooLarge) {
@@ -157,44 +184,36 @@ void AddMeteringRoutes(Api& api, Services s) {
         }
         auto ingested = s.metering->Ingest(*parsed);
         if (!ingested) return ProblemFromError(ingested.error());
-        const auto& outcomes = *ingested;
-        if (*format == metering::BodyFormat::kSingle) {
-          const auto& o = outcomes.front();
-          if (o.kind == metering::OutcomeKind::kRejected) {
-            return Problem(422, "invalid-event", "Invalid event", "the event was rejected",
-                           {Error::Invalid(o.field, o.reason)});
-          }
-          if (o.kind == metering::OutcomeKind::kConflict) {
-            return Problem(409, "event-conflict", "Conflicting event", o.reason,
-                           {Error::Invalid(o.field, o.reason)});
-          }
-        }
+        if (*format == metering::BodyFormat::kSingle) return SingleAnswer(*ingested);
         Response r;
-        r.body = IngestAnswer(outcomes);
+        r.body = IngestAnswer(*ingested);
         return r;
       },
       /*log_success=*/false);
 
-  api.Add("POST", "/v1/events/{id}/void", Access::kAdmin, [s](Context& ctx) -> Response {
+  // Voids by id: in the path, or (for any id an event may have, with '/' or
+  // longer than a path segment) in the body.
+  auto void_event = [s](Context& ctx, bool id_in_body) -> Response {
     auto body = ReadJsonBody(ctx.request);
     if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
     std::vector<Error> errors;
     ObjectReader r(std::get<json::object>(body), errors);
     auto tenant = r.String("tenant", true);
     auto source = r.String("source", true);
+    std::optional<std::string> id;
+    if (id_in_body) id = r.String("id", true);
     auto reason = r.String("reason", true);
     r.RejectUnknown();
     if (reason && (reason->empty() || reason->size() > 500)) {
       errors.push_back(Error::Invalid("reason", "must be 1 to 500 characters"));
     }
-    if (!errors.empty()) return ProblemFromError(errors.front(), errors);
-    auto v = s.metering->Void(*tenant, *source, ctx.Param("id"), ctx.principal.key_id, *reason);
-    if (!v) {
-      if (v.error().code == ErrorCode::kNotFound) {
-        return Problem(404, "not-found", "Not found", v.error().message);
-      }
-      return ProblemFromError(v.error());
+    if (id && (id->empty() || id->size() > metering::kMaxIdBytes)) {
+      errors.push_back(Error::Invalid("id", "must be 1 to 256 bytes"));
     }
+    if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+    const std::string event_id = id_in_body ? *id : std::string(ctx.Param("id"));
+    auto v = s.metering->Void(*tenant, *source, event_id, ctx.principal.key_id, *reason);
+    if (!v) return ProblemFromError(v.error());
     return JsonResponse(200, json::object{{"tenant", v->tenant},
                                           {"source", v->source},
                                           {"id", v->id},
@@ -204,7 +223,11 @@ void AddMeteringRoutes(Api& api, Services s) {
                                           {"voided_at", FormatRfc3339(v->voided_at)},
                                           {"voided_by", v->actor},
                                           {"reason", v->reason}});
-  });
+  };
+  api.Add("POST", "/v1/events/{id}/void", Access::kAdmin,
+          [void_event](Context& ctx) { return void_event(ctx, false); });
+  api.Add("POST", "/v1/events/void", Access::kAdmin,
+          [void_event](Context& ctx) { return void_event(ctx, true); });
 
   api.Add(
       "POST", "/v1/quota/check", Access::kAnyKey,
@@ -252,7 +275,7 @@ void AddMeteringRoutes(Api& api, Services s) {
               subject = std::string(v.as_string());
             }
           } else {
-            errors.push_back(Error::Invalid(std::string(k).substr(0, 64), "is not a known field"));
+            errors.push_back(Error::Invalid(std::string(TruncateUtf8(k, 64)), "is not a known field"));
           }
         }
         if (tenant.empty() && errors.empty())

@@ -1,5 +1,8 @@
 #include "http/server.h"
 
+#include "core/log.h"
+#include "core/text.h"
+
 #include <algorithm>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -21,6 +24,70 @@ namespace {
 // small pieces (3x slower ingest, measured).
 constexpr size_t kReadBufferBytes = 64 << 10;
 constexpr size_t kMaxLingerBytes = 64 << 20;
+
+// A request body that grows as its bytes arrive. Beast's string_body reserves
+// the whole declared Content-Length up front, so a client declaring 10 MiB
+// would cost 10 MiB per connection before sending a byte.
+struct RequestBody {
+  using value_type = std::string;
+  class reader {
+   public:
+    template <bool isRequest, class Fields>
+    reader(bhttp::header<isRequest, Fields>&, value_type& body) : body_(body) {}
+    void init(boost::optional<std::uint64_t> const& length, beast::error_code& ec) {
+      body_.reserve(static_cast<size_t>(std::min<std::uint64_t>(length.value_or(0), 64 << 10)));
+      ec = {};
+    }
+    template <class ConstBufferSequence>
+    std::size_t put(ConstBufferSequence const& buffers, beast::error_code& ec) {
+      const size_t n = beast::buffer_bytes(buffers);
+      const size_t at = body_.size();
+      body_.resize(at + n);  // grows geometrically
+      ec = {};
+      return asio::buffer_copy(asio::buffer(body_.data() + at, n), buffers);
+    }
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
+
+// RFC 9112 §6.3: a request with a Transfer-Encoding whose final coding is not
+// chunked has no reliable length; we support no coding but chunked. Both
+// with Content-Length is a smuggling vector. Returns why, or empty.
+std::string BadTransferEncoding(const bhttp::request_parser<RequestBody>& parser) {
+  const auto& h = parser.get();
+  auto te = h.find(bhttp::field::transfer_encoding);
+  if (te == h.end()) return {};
+  if (h.find(bhttp::field::content_length) != h.end()) {
+    return "a request may not have both Transfer-Encoding and Content-Length";
+  }
+  // Every field line and every coding in it must be "chunked", once.
+  int codings = 0;
+  auto range = h.equal_range(bhttp::field::transfer_encoding);
+  for (auto it = range.first; it != range.second; ++it) {
+    std::string_view v(it->value().data(), it->value().size());
+    size_t pos = 0;
+    while (pos <= v.size()) {
+      size_t comma = v.find(',', pos);
+      if (comma == std::string_view::npos) comma = v.size();
+      std::string_view token = v.substr(pos, comma - pos);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      std::string lower(token);
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (lower != "chunked") {
+        return "Transfer-Encoding must be chunked (the only coding this server accepts), not \"" +
+               std::string(TruncateUtf8(token, 64)) + "\"";
+      }
+      ++codings;
+      pos = comma + 1;
+    }
+  }
+  if (codings != 1) return "Transfer-Encoding must be chunked, once";
+  return {};
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -48,7 +115,8 @@ class HttpServer::Impl {
         signals_(*ios_[0]),
         grace_timer_(*ios_[0]),
         drain_timer_(*ios_[0]),
-        sweep_timer_(*ios_[0]) {}
+        sweep_timer_(*ios_[0]),
+        accept_timer_(*ios_[0]) {}
 
   void Listen() {
     tcp::endpoint ep(asio::ip::make_address(options_.host), options_.port);
@@ -94,14 +162,22 @@ class HttpServer::Impl {
   void Register(const std::shared_ptr<Session>& s) {
     std::lock_guard lock(sessions_mu_);
     sessions_.insert(s);
+    connections_.store(sessions_.size(), std::memory_order_relaxed);
   }
   void Unregister(const std::shared_ptr<Session>& s) {
     std::lock_guard lock(sessions_mu_);
     sessions_.erase(s);
+    connections_.store(sessions_.size(), std::memory_order_relaxed);
+  }
+  HttpServer::Stats stats() const {
+    return HttpServer::Stats{connections_.load(std::memory_order_relaxed),
+                             accept_errors_.load(std::memory_order_relaxed),
+                             accept_paused_.load(std::memory_order_relaxed)};
   }
 
  private:
   void Accept();
+  void AcceptLater(std::chrono::milliseconds after);
   void DoStop();
   void PollDrained();
   void Sweep();
@@ -126,9 +202,14 @@ class HttpServer::Impl {
   // Timeouts: instead of a timer per read and write (a measurable cost per
   // request), sessions publish a deadline and this sweep closes the late.
   asio::steady_timer sweep_timer_;
+  asio::steady_timer accept_timer_;
   std::atomic<bool> stopping_{false};
+  int64_t last_accept_log_ms_ = 0;  // only touched on ios_[0]
   std::mutex sessions_mu_;
   std::set<std::shared_ptr<Session>> sessions_;  // guarded by sessions_mu_
+  std::atomic<uint64_t> connections_{0};
+  std::atomic<uint64_t> accept_errors_{0};  // accept failed (out of descriptors, ...)
+  std::atomic<uint64_t> accept_paused_{0};  // times accepting paused at the connection cap
 };
 
 class Session : public std::enable_shared_from_this<Session> {
@@ -192,6 +273,9 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnHeader(beast::error_code ec) {
     if (ec) return OnReadError(ec);
     busy_ = true;
+    if (std::string bad = BadTransferEncoding(*parser_); !bad.empty()) {
+      return WriteError(400, bad);  // and close: the rest is not a request
+    }
     body_limit_ = server_.options().max_body_bytes;
     if (server_.options().body_limit_for) {
       const auto target = parser_->get().target();
@@ -322,7 +406,7 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::tcp_stream stream_;
   HttpServer::Impl& server_;
   beast::flat_buffer buffer_;
-  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::request_parser<RequestBody>> parser_;
   bool keep_alive_ = false;
   bool busy_ = false;  // only touched on this session's strand of execution
   bool linger_ = false;
@@ -332,14 +416,38 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServer::Impl::Accept() {
+  if (stopping()) return;
+  if (connections_.load(std::memory_order_relaxed) >= options_.max_connections) {
+    // At the cap: leave new clients in the kernel's backlog for a moment.
+    accept_paused_.fetch_add(1, std::memory_order_relaxed);
+    return AcceptLater(std::chrono::milliseconds(50));
+  }
   asio::io_context& io = *ios_[next_io_++ % ios_.size()];
   acceptor_.async_accept(io, [this](beast::error_code ec, tcp::socket s) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-    } else {
-      std::make_shared<Session>(std::move(s), *this)->Start();
+      // Out of descriptors (EMFILE/ENFILE) or another failure: retrying at
+      // once would spin a core. Back off, and say so (once a second).
+      accept_errors_.fetch_add(1, std::memory_order_relaxed);
+      const int64_t now = NowMs();
+      if (now - last_accept_log_ms_ >= 1000) {
+        last_accept_log_ms_ = now;
+        Log(LogLevel::kError, "accept_failed",
+            {{"error", ec.message()},
+             {"connections", static_cast<int64_t>(connections_.load())},
+             {"failures", static_cast<int64_t>(accept_errors_.load())}});
+      }
+      return AcceptLater(std::chrono::milliseconds(100));
     }
-    if (!stopping()) Accept();
+    std::make_shared<Session>(std::move(s), *this)->Start();
+    Accept();
+  });
+}
+
+void HttpServer::Impl::AcceptLater(std::chrono::milliseconds after) {
+  accept_timer_.expires_after(after);
+  accept_timer_.async_wait([this](const boost::system::error_code& e) {
+    if (!e) Accept();
   });
 }
 
@@ -348,6 +456,7 @@ void HttpServer::Impl::DoStop() {
   boost::system::error_code ec;
   acceptor_.close(ec);
   signals_.cancel(ec);
+  accept_timer_.cancel(ec);
   std::vector<std::shared_ptr<Session>> sessions;
   {
     std::lock_guard lock(sessions_mu_);
@@ -404,5 +513,6 @@ void HttpServer::Listen() { impl_->Listen(); }
 uint16_t HttpServer::port() const { return impl_->port(); }
 void HttpServer::Run() { impl_->Run(); }
 void HttpServer::Stop() { impl_->Stop(); }
+HttpServer::Stats HttpServer::stats() const { return impl_->stats(); }
 
 }  // namespace caas::http

@@ -32,6 +32,8 @@ struct ServerOptions {
   size_t max_header_bytes = 16 << 10;
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds shutdown_grace{15};
+  // Open connections at most; beyond it new clients wait in the backlog.
+  size_t max_connections = 10'000;
   bool stop_on_signals = false;  // SIGTERM and SIGINT call Stop()
 };
 
@@ -55,6 +57,13 @@ class HttpServer {
   void Run();
   // Thread-safe (only posts work to the I/O threads).
   void Stop();
+
+  struct Stats {
+    uint64_t connections = 0;
+    uint64_t accept_errors = 0;
+    uint64_t accept_paused = 0;
+  };
+  Stats stats() const;
 
   class Impl;  // server.cc
 

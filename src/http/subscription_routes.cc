@@ -1,6 +1,7 @@
 // /v1/tenants/{id}/subscription…, /v1/tenants/{id}/entitlements, /v1/clock.
 #include <boost/json.hpp>
 
+#include "core/text.h"
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/problem.h"
@@ -62,7 +63,7 @@ std::variant<subs::ChangeRequest, Response> ReadChange(const Request& req) {
             Error::Invalid("billing_anchor", "must be \"calendar\" or \"anniversary\""));
       }
     } else {
-      errors.push_back(Error::Invalid(std::string(k).substr(0, 64), "is not a known field"));
+      errors.push_back(Error::Invalid(std::string(TruncateUtf8(k, 64)), "is not a known field"));
     }
   }
   if (r.plan.empty() && errors.empty()) errors.push_back(Error::Invalid("plan", "is required"));
@@ -134,7 +135,7 @@ void ReadMetricTerms(catalog::Metric m, const json::object& o, const std::string
       out->unit_price = *p;
     } else {
       errors.push_back(
-          Error::Invalid(f.substr(0, 96), "is not a known field (included, limit, unit_price)"));
+          Error::Invalid(std::string(TruncateUtf8(f, 96)), "is not a known field (included, limit, unit_price)"));
     }
   }
   if (errors.empty()) {
@@ -248,7 +249,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
           } else if (k == "metrics" && v.is_object()) {
             for (const auto& [mk, mv] : v.as_object()) {
               auto m = catalog::ParseMetric(std::string_view(mk));
-              const std::string f = "metrics." + std::string(mk).substr(0, 64);
+              const std::string f = "metrics." + std::string(TruncateUtf8(mk, 64));
               if (!m || !mv.is_object()) {
                 errors.push_back(Error::Invalid(
                     f, "must be one of messages, api_calls, mau, storage, with an object"));
@@ -271,7 +272,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
               }
             }
           } else {
-            errors.push_back(Error::Invalid(std::string(k).substr(0, 64),
+            errors.push_back(Error::Invalid(std::string(TruncateUtf8(k, 64)),
                                             "is not a known field (base_fee, metrics, features)"));
           }
         }
@@ -350,7 +351,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
           v.as_int64() <= 10'000) {
         (k == "to_version" ? to : from) = static_cast<int>(v.as_int64());
       } else {
-        errors.push_back(Error::Invalid(std::string(k).substr(0, 64),
+        errors.push_back(Error::Invalid(std::string(TruncateUtf8(k, 64)),
                                         "to_version and from_version are integers from 1"));
       }
     }

@@ -537,8 +537,15 @@ void MeteringEngine::Apply(Op& op, Instant now) {
       t.quota.Invalidate();
     } else {
       if (!t.usage.has_timeline()) {
-        // A log written before timelines were recorded: take today's.
-        auto source = timelines_(tenant);
+        // A log written before timelines were recorded: take today's (a
+        // calendar-month Free timeline when even that cannot be read).
+        Result<VersionedTimeline> source = Error::Make(ErrorCode::kUnavailable, "");
+        try {
+          source = timelines_(tenant);
+        } catch (const std::exception& e) {
+          Log(LogLevel::kError, "timeline_source_failed",
+              {{"tenant", tenant}, {"error", std::string_view(e.what())}});
+        }
         catalog::Timeline tl =
             source ? source->timeline
                    : catalog::Timeline({catalog::Segment{Instant{}, {}, catalog::Terms{}}});

@@ -4,7 +4,12 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 
+#include "core/log.h"
 #include "core/text.h"
 
 namespace caas::metering {
@@ -197,7 +202,7 @@ ParsedEvent ParseOne(dom::element element, const ParseOptions& options) {
         return Reject(std::string(key), "an extension attribute must be a scalar");
       }
     } else {
-      return Reject(std::string(key).substr(0, 64),
+      return Reject(std::string(TruncateUtf8(key, 64)),
                     "is not a CloudEvents attribute (extension names are lower-case letters and "
                     "digits, at most 20)");
     }
@@ -248,7 +253,7 @@ ParsedEvent ParseOne(dom::element element, const ParseOptions& options) {
         }
         has_bytes = true;
       } else {
-        return Reject("data." + std::string(key).substr(0, 64),
+        return Reject("data." + std::string(TruncateUtf8(key, 64)),
                       "is not a field of " + std::string(UsageTypeName(ev.type)) + " data");
       }
     }
@@ -262,12 +267,210 @@ ParsedEvent ParseOne(dom::element element, const ParseOptions& options) {
   return ok;
 }
 
+// ---- Numbers beyond 64-bit integers and doubles ----
+// simdjson refuses a whole document over one such number. So that only the
+// event holding it is rejected (naming the field), the array is split into
+// its elements by a small scanner and each is parsed alone.
+
+bool IsNumberError(simdjson::error_code e) {
+  return e == simdjson::NUMBER_ERROR || e == simdjson::NUMBER_OUT_OF_RANGE;
+}
+
+size_t SkipSpace(std::string_view t, size_t i) {
+  while (i < t.size() && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r')) ++i;
+  return i;
+}
+
+// The end of the JSON string starting at t[i] == '"', or npos.
+size_t StringEnd(std::string_view t, size_t i) {
+  for (++i; i < t.size(); ++i) {
+    if (t[i] == '\\') {
+      ++i;
+    } else if (t[i] == '"') {
+      return i + 1;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// The end of the JSON value starting at t[i] (structure only), or npos.
+size_t ValueEnd(std::string_view t, size_t i) {
+  int depth = 0;
+  for (; i < t.size(); ++i) {
+    const char c = t[i];
+    if (c == '"') {
+      i = StringEnd(t, i);
+      if (i == std::string_view::npos) return i;
+      --i;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      if (depth == 0) return i;
+      if (--depth == 0) return i + 1;
+    } else if (c == ',' && depth == 0) {
+      return i;
+    }
+    if (depth > 64) return std::string_view::npos;
+  }
+  return depth == 0 ? i : std::string_view::npos;
+}
+
+// The elements of a top-level JSON array, as text; nullopt if the text is not
+// an array (structurally).
+std::optional<std::vector<std::string_view>> SplitArray(std::string_view t) {
+  size_t i = SkipSpace(t, 0);
+  if (i >= t.size() || t[i] != '[') return std::nullopt;
+  std::vector<std::string_view> out;
+  i = SkipSpace(t, i + 1);
+  if (i < t.size() && t[i] == ']') return SkipSpace(t, i + 1) == t.size() ? std::optional(out)
+                                                                         : std::nullopt;
+  for (;;) {
+    i = SkipSpace(t, i);
+    const size_t end = ValueEnd(t, i);
+    if (end == std::string_view::npos || end == i) return std::nullopt;
+    out.push_back(t.substr(i, end - i));
+    i = SkipSpace(t, end);
+    if (i >= t.size()) return std::nullopt;
+    if (t[i] == ']') break;
+    if (t[i] != ',') return std::nullopt;
+    ++i;
+  }
+  if (SkipSpace(t, i + 1) != t.size()) return std::nullopt;
+  return out;
+}
+
+bool NumberFits(std::string_view n) {
+  if (n.find_first_of(".eE") == std::string_view::npos) {
+    int64_t v;
+    auto r = std::from_chars(n.data(), n.data() + n.size(), v);
+    return r.ec == std::errc() && r.ptr == n.data() + n.size();
+  }
+  const std::string copy(n);
+  errno = 0;
+  const double d = std::strtod(copy.c_str(), nullptr);
+  return errno != ERANGE && std::isfinite(d);
+}
+
+// The dotted path of the first number in an object that fits neither int64
+// nor a double ("data.quantity"), if any.
+std::optional<std::string> BadNumberField(std::string_view t, size_t& i, const std::string& path,
+                                          int depth) {
+  i = SkipSpace(t, i);
+  if (i >= t.size() || depth > 32) return std::nullopt;
+  if (t[i] == '{') {
+    i = SkipSpace(t, i + 1);
+    while (i < t.size() && t[i] != '}') {
+      if (t[i] != '"') return std::nullopt;
+      const size_t kend = StringEnd(t, i);
+      if (kend == std::string_view::npos) return std::nullopt;
+      const std::string key(TruncateUtf8(t.substr(i + 1, kend - i - 2), 64));
+      i = SkipSpace(t, kend);
+      if (i >= t.size() || t[i] != ':') return std::nullopt;
+      ++i;
+      if (auto bad = BadNumberField(t, i, path.empty() ? key : path + "." + key, depth + 1)) {
+        return bad;
+      }
+      i = SkipSpace(t, i);
+      if (i < t.size() && t[i] == ',') i = SkipSpace(t, i + 1);
+    }
+    ++i;
+    return std::nullopt;
+  }
+  if (t[i] == '[') {
+    i = SkipSpace(t, i + 1);
+    for (int k = 0; i < t.size() && t[i] != ']'; ++k) {
+      if (auto bad = BadNumberField(t, i, path + "[" + std::to_string(k) + "]", depth + 1)) {
+        return bad;
+      }
+      i = SkipSpace(t, i);
+      if (i < t.size() && t[i] == ',') i = SkipSpace(t, i + 1);
+    }
+    ++i;
+    return std::nullopt;
+  }
+  if (t[i] == '"') {
+    i = StringEnd(t, i);
+    if (i == std::string_view::npos) i = t.size();
+    return std::nullopt;
+  }
+  const size_t start = i;
+  while (i < t.size() && std::string_view("+-0123456789.eE").find(t[i]) != std::string_view::npos) {
+    ++i;
+  }
+  if (i > start && !NumberFits(t.substr(start, i - start))) return path;
+  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']') ++i;  // true/false/null
+  return std::nullopt;
+}
+
+ParsedEvent RejectNumber(std::string_view element) {
+  size_t i = 0;
+  auto field = BadNumberField(element, i, "", 0);
+  return Reject(field.value_or(""),
+                "is a number beyond what a 64-bit integer or a double can hold");
+}
+
 dom::parser& ThreadParser() {
   thread_local dom::parser parser;
   return parser;
 }
 
 }  // namespace
+
+ParsedEvent ParseBinaryEvent(const std::vector<std::pair<std::string, std::string>>& headers,
+                             std::string_view body, const ParseOptions& options) {
+  std::string json = "{";
+  std::vector<std::string> seen;
+  std::string content_type;
+  for (const auto& [name, value] : headers) {
+    if (name == "content-type") content_type = value;
+    if (name.size() <= 3 || name.compare(0, 3, "ce-") != 0) continue;
+    const std::string attr = name.substr(3);
+    if (attr == "data" || attr == "datacontenttype" || attr == "data_base64") {
+      return Reject(attr, "is not an attribute header in binary mode (the body is the data)");
+    }
+    if (std::find(seen.begin(), seen.end(), attr) != seen.end()) {
+      return Reject(std::string(TruncateUtf8(attr, 64)), "appears more than once");
+    }
+    seen.push_back(attr);
+    // Header values are percent-encoded (CloudEvents HTTP binding, 3.1.3.2).
+    std::string decoded;
+    for (size_t i = 0; i < value.size(); ++i) {
+      auto hex = [](char c) {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                              : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+      };
+      if (value[i] == '%' && i + 2 < value.size() && hex(value[i + 1]) >= 0 &&
+          hex(value[i + 2]) >= 0) {
+        decoded.push_back(static_cast<char>(hex(value[i + 1]) * 16 + hex(value[i + 2])));
+        i += 2;
+      } else {
+        decoded.push_back(value[i]);
+      }
+    }
+    if (json.size() > 1) json += ',';
+    json += JsonQuote(attr) + ":" + JsonQuote(decoded);
+  }
+  std::string_view media = std::string_view(content_type).substr(0, content_type.find(';'));
+  while (!media.empty() && media.back() == ' ') media.remove_suffix(1);
+  const bool json_body = media == "application/json" || media.empty();
+  if (body.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+    if (!json_body) {
+      return Reject("datacontenttype",
+                    "must be application/json (the Content-Type of a binary-mode event)");
+    }
+    if (json.size() > 1) json += ',';
+    json += "\"data\":";
+    json.append(body);
+  }
+  json += '}';
+  dom::parser& parser = ThreadParser();
+  dom::element doc;
+  if (auto err = parser.parse(json.data(), json.size(), true).get(doc)) {
+    if (IsNumberError(err)) return RejectNumber(json);
+    return Reject("data", std::string("must be a JSON object: ") + simdjson::error_message(err));
+  }
+  return ParseOne(doc, options);
+}
 
 Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyFormat format,
                                                 const ParseOptions& options) {
@@ -293,7 +496,9 @@ Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyForma
       }
       dom::element doc;
       if (auto err = parser.parse(line.data(), line.size(), true).get(doc)) {
-        out.push_back(Reject("", std::string("malformed JSON: ") + simdjson::error_message(err)));
+        out.push_back(IsNumberError(err)
+                          ? RejectNumber(line)
+                          : Reject("", std::string("malformed JSON: ") + simdjson::error_message(err)));
         continue;
       }
       out.push_back(ParseOne(doc, options));
@@ -303,7 +508,34 @@ Result<std::vector<ParsedEvent>> ParseEventBody(std::string_view body, BodyForma
   }
   dom::element doc;
   if (auto err = parser.parse(body.data(), body.size(), true).get(doc)) {
-    return Error::Invalid("body", std::string("malformed JSON: ") + simdjson::error_message(err));
+    if (!IsNumberError(err)) {
+      return Error::Invalid("body", std::string("malformed JSON: ") + simdjson::error_message(err));
+    }
+    // One number out of range: only the event holding it is rejected.
+    if (format == BodyFormat::kSingle) {
+      out.push_back(RejectNumber(body));
+      return out;
+    }
+    auto elements = SplitArray(body);
+    if (!elements) {
+      return Error::Invalid("body", std::string("malformed JSON: ") + simdjson::error_message(err));
+    }
+    if (elements->size() > kMaxEventsPerRequest) {
+      return Error{ErrorCode::kTooLarge,
+                   "must hold at most " + std::to_string(kMaxEventsPerRequest) + " events", "body"};
+    }
+    if (elements->empty()) return Error::Invalid("body", "holds no events");
+    for (std::string_view e : *elements) {
+      dom::element one;
+      if (auto err1 = parser.parse(e.data(), e.size(), true).get(one)) {
+        out.push_back(IsNumberError(err1) ? RejectNumber(e)
+                                          : Reject("", std::string("malformed JSON: ") +
+                                                           simdjson::error_message(err1)));
+        continue;
+      }
+      out.push_back(ParseOne(one, options));
+    }
+    return out;
   }
   if (format == BodyFormat::kSingle) {
     if (doc.type() != dom::element_type::OBJECT) {

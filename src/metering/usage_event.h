@@ -1,5 +1,6 @@
-// Usage events: the CloudEvents 1.0 (JSON structured mode) wire format, its
-// validation, and the in-memory form the metering engine counts.
+// Usage events: the CloudEvents 1.0 wire format (JSON structured mode, batch,
+// NDJSON, and HTTP binary mode), its validation, and the in-memory form the
+// metering engine counts.
 //
 // Types (see docs/metering.md):
 //   message.sent  count, data.quantity (default 1)          -> metric "messages"
@@ -69,6 +70,12 @@ struct ParseOptions {
   // name another. Empty for admin keys, which must name the tenant.
   std::string principal_tenant;
 };
+
+// CloudEvents HTTP binary content mode: one event whose attributes are the
+// ce-* headers (names lower-case, values percent-encoded) and whose data is
+// the body (application/json). Rejected like any structured event.
+ParsedEvent ParseBinaryEvent(const std::vector<std::pair<std::string, std::string>>& headers,
+                             std::string_view body, const ParseOptions& options);
 
 // Parses a request body into its elements, in order. Returns an error (and no
 // events) only when the body as a whole is unusable: malformed JSON in the

@@ -35,6 +35,17 @@ class StorageError : public std::runtime_error {
   bool retryable_;
 };
 
+// A stored document that its module cannot read: damaged data, not a retry
+// away. Names the collection and id; the request that met it is refused
+// (500) and the damage logged.
+class CorruptDocument : public StorageError {
+ public:
+  CorruptDocument(std::string_view collection, std::string_view id, const std::string& why)
+      : StorageError("the stored document " + std::string(collection) + "/" + std::string(id) +
+                         " is damaged (" + why + ")",
+                     false) {}
+};
+
 struct KeySpec {
   std::string name;  // e.g. "key_hash"
   bool unique;

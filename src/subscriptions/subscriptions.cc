@@ -88,13 +88,7 @@ Result<TenantSubscriptions> SubscriptionService::Load(std::string_view tenant, I
   if (doc) {
     *is_new = false;
     auto t = DecodeDocument(doc->body, catalog_);
-    if (!t) {
-      Log(LogLevel::kError, "corrupt_document",
-          {{"collection", kCollection}, {"id", tenant}, {"error", t.error().message}});
-      return Error::Make(ErrorCode::kInternal, std::string(kCollection) + "/" +
-                                                   std::string(tenant) +
-                                                   " cannot be read: " + t.error().message);
-    }
+    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
     t->doc_version = doc->version;
     return t;
   }
@@ -620,11 +614,7 @@ Result<catalog::VersionedTimeline> SubscriptionService::TimelineOf(std::string_v
   auto doc = store_.Get(kCollection, tenant);
   if (doc) {
     auto t = DecodeDocument(doc->body, catalog_);
-    if (!t) {
-      return Error::Make(ErrorCode::kInternal, std::string(kCollection) + "/" +
-                                                   std::string(tenant) +
-                                                   " cannot be read: " + t.error().message);
-    }
+    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
     return catalog::VersionedTimeline{doc->version, TimelineOf(*t)};
   }
   if (doc.error().code != ErrorCode::kNotFound) return doc.error();

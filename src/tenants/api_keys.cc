@@ -33,7 +33,7 @@ namespace {
 Result<ApiKey> FromDocument(const storage::Document& d) {
   json::error_code ec;
   json::value v = json::parse(d.body, ec);
-  if (ec || !v.is_object()) return Error::Make(ErrorCode::kInternal, "stored key is corrupt");
+  if (ec || !v.is_object()) throw storage::CorruptDocument("api_keys", d.id, "not a JSON object");
   const auto& o = v.as_object();
   auto str = [&](std::string_view k) {
     const json::value* x = o.if_contains(k);
@@ -46,7 +46,7 @@ Result<ApiKey> FromDocument(const storage::Document& d) {
   k.name = str("name");
   k.prefix = str("prefix");
   auto created = ParseRfc3339(str("created_at"));
-  if (!created) return Error::Make(ErrorCode::kInternal, "stored key is corrupt");
+  if (!created) throw storage::CorruptDocument("api_keys", d.id, "created_at is not a time");
   k.created_at = *created;
   if (auto r = str("revoked_at"); !r.empty()) {
     auto t = ParseRfc3339(r);

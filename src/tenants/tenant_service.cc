@@ -12,9 +12,10 @@ namespace {
 Result<Tenant> Decode(const storage::Document& d) {
   json::error_code ec;
   json::value v = json::parse(d.body, ec);
-  if (ec) return Error::Make(ErrorCode::kInternal, "stored tenant is not JSON");
+  if (ec) throw storage::CorruptDocument(kTenantsCollection, d.id, "not JSON: " + ec.message());
   auto t = TenantFromJson(v);
-  if (t) t->version = d.version;
+  if (!t) throw storage::CorruptDocument(kTenantsCollection, d.id, t.error().message);
+  t->version = d.version;
   return t;
 }
 

@@ -263,7 +263,25 @@ std::optional<std::string> SqliteStore::WriteKeys(Conn& c, std::string_view coll
   return std::nullopt;
 }
 
+template <class F>
+auto SqliteStore::Writing(F&& f) -> decltype(f()) {
+  try {
+    auto r = f();
+    std::lock_guard lock(health_mu_);
+    write_failure_.reset();
+    return r;
+  } catch (const StorageError& e) {
+    std::lock_guard lock(health_mu_);
+    write_failure_ = e.what();
+    throw;
+  }
+}
+
 Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
+  return Writing([&] { return DoInsert(collection, doc); });
+}
+
+Status SqliteStore::DoInsert(std::string_view collection, const Document& doc) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
@@ -315,6 +333,11 @@ Result<Document> SqliteStore::FindUnique(std::string_view collection, std::strin
 
 Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document& doc,
                                      int64_t expected_version) {
+  return Writing([&] { return DoReplace(collection, doc, expected_version); });
+}
+
+Result<int64_t> SqliteStore::DoReplace(std::string_view collection, const Document& doc,
+                                           int64_t expected_version) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
@@ -340,6 +363,11 @@ Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document
 
 Status SqliteStore::Delete(std::string_view collection, std::string_view id,
                            int64_t expected_version) {
+  return Writing([&] { return DoDelete(collection, id, expected_version); });
+}
+
+Status SqliteStore::DoDelete(std::string_view collection, std::string_view id,
+                                 int64_t expected_version) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
@@ -394,6 +422,10 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
 }
 
 void SqliteStore::Ping() {
+  {
+    std::lock_guard lock(health_mu_);
+    if (write_failure_) throw StorageError("writes fail: " + *write_failure_, true);
+  }
   std::lock_guard lock(read_mu_);
   auto s = reader_->Prepare("SELECT COUNT(*) FROM schema_migrations");
   reader_->Step(s);

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ class SqliteStore final : public DocumentStore {
   Status Delete(std::string_view collection, std::string_view id,
                 int64_t expected_version) override;
   Page List(std::string_view collection, const ListQuery& query) override;
+  // Throws StorageError when reads fail, or when the last write failed and
+  // none has succeeded since (so readiness reflects a store that cannot be
+  // written, e.g. locked by another process or out of disk).
   void Ping() override;
 
   class Conn;  // one connection with its statement cache (sqlite_store.cc)
@@ -65,7 +69,17 @@ class SqliteStore final : public DocumentStore {
   // Writes doc's keys; returns the name of a unique key already taken.
   std::optional<std::string> WriteKeys(Conn& c, std::string_view collection, const Document& doc);
 
+  Status DoInsert(std::string_view collection, const Document& doc);
+  Result<int64_t> DoReplace(std::string_view collection, const Document& doc,
+                                int64_t expected_version);
+  Status DoDelete(std::string_view collection, std::string_view id, int64_t expected_version);
+  // Runs a write, remembering whether the store can be written.
+  template <class F>
+  auto Writing(F&& f) -> decltype(f());
+
   std::vector<CollectionSpec> specs_;
+  std::mutex health_mu_;
+  std::optional<std::string> write_failure_;  // guarded by health_mu_
   std::mutex write_mu_;
   std::unique_ptr<Conn> writer_;  // guarded by write_mu_
   std::mutex read_mu_;
