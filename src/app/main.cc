@@ -72,7 +72,8 @@ int Serve(const Config& config) {
       });
   api.AddMetricsSource([&server] {
     const auto st = server.stats();
-    return "# HELP caas_http_connections Open HTTP connections\n# TYPE caas_http_connections gauge\n"
+    return "# HELP caas_http_connections Open HTTP connections\n# TYPE caas_http_connections "
+           "gauge\n"
            "caas_http_connections " +
            std::to_string(st.connections) +
            "\n# HELP caas_http_accept_errors_total Failed accepts (e.g. out of file descriptors)\n"
@@ -355,7 +356,9 @@ int Main(int argc, char** argv) {
     if (*k_revoke) {
       auto k = app.keys().Revoke(k_id);
       if (!k) return Fail("no key " + k_id);
-      std::cout << "revoked " << k->id << "\n";
+      std::cout << "revoked " << k->id
+                << "; a running server stops accepting it within 10 s (its authentication "
+                   "cache), revoking through the API is immediate\n";
       return 0;
     }
   } catch (const std::exception& e) {

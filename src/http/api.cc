@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "core/text.h"
 #include "http/json_input.h"
 #include "http/problem.h"
 #include "metering/metering.h"
@@ -209,23 +210,37 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
   *metric = match->metric;
   *log_success = match->log_success;
 
+  // Query parameters are single values: a repeat is an error, not a guess.
+  for (size_t i = 0; i < req.query.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (req.query[i].first == req.query[j].first) {
+        return ProblemFromError(Error::Invalid(std::string(TruncateUtf8(req.query[i].first, 64)),
+                                               "is given more than once"));
+      }
+    }
+  }
   Context ctx{req, std::move(params), {tenants::KeyKind::kTenant, "", ""}, request_id, "", s_.ids};
   if (match->access != Access::kPublic) {
     std::string_view auth = req.Header("authorization");
-    constexpr std::string_view kBearer = "Bearer ";
     if (auth.empty()) {
       Response r = Problem(401, "unauthenticated", "Authentication required",
                            "send an API key as 'Authorization: Bearer <key>'");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"caas-billing\"");
       return r;
     }
-    if (auth.substr(0, kBearer.size()) != kBearer) {
+    // The scheme is case-insensitive (RFC 9110 §11.1): "Bearer", "bearer".
+    const size_t space = auth.find(' ');
+    std::string scheme(auth.substr(0, space));
+    for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (space == std::string_view::npos || scheme != "bearer") {
       Response r = Problem(401, "unauthenticated", "Authentication required",
                            "the Authorization header must use the Bearer scheme");
       r.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"caas-billing\"");
       return r;
     }
-    auto principal = s_.keys.Authenticate(auth.substr(kBearer.size()));
+    std::string_view token = auth.substr(space + 1);
+    while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+    auto principal = s_.keys.Authenticate(token);
     if (!principal) {
       Response r = Problem(401, "unauthenticated", "Authentication required",
                            "the API key is not valid or was revoked");
@@ -240,7 +255,8 @@ Response Api::Dispatch(Request& req, const std::string& request_id, size_t* metr
   }
 
   std::string_view idem_key = req.Header("idempotency-key");
-  if (req.method == "POST" && !idem_key.empty() && match->access != Access::kPublic) {
+  if (req.method == "POST" && req.HasHeader("idempotency-key") &&
+      match->access != Access::kPublic) {
     auto outcome = idempotency_.Begin(ctx.principal.key_id, idem_key, req);
     if (outcome.answer) return std::move(*outcome.answer);
     ctx.reserved_suffix = outcome.claim->reserved_suffix;

@@ -39,6 +39,13 @@ std::string_view Request::Header(std::string_view name) const {
   return {};
 }
 
+bool Request::HasHeader(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (k == name) return true;
+  }
+  return false;
+}
+
 const std::string* Request::Query(std::string_view name) const {
   for (const auto& [k, v] : query) {
     if (k == name) return &v;

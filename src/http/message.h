@@ -19,6 +19,8 @@ struct Request {
 
   // The first header with this (lower-case) name, or empty.
   std::string_view Header(std::string_view name) const;
+  // Whether the header is present at all (an empty value counts).
+  bool HasHeader(std::string_view name) const;
   // The first query parameter with this name, if present.
   const std::string* Query(std::string_view name) const;
 };

@@ -2,8 +2,8 @@
 import http.client
 import json
 import os
+import re
 import signal
-import socket
 import subprocess
 import time
 
@@ -11,12 +11,6 @@ import pytest
 
 BIN = os.environ.get("CAAS_BILLING_BIN", "")
 ADMIN_KEY = "caas_test_admin_" + "k" * 32
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -32,21 +26,31 @@ class Server:
         self.log_path = os.path.join(os.path.dirname(self.data_dir), "server-%d.log" % id(self))
         self.out_path = os.path.join(os.path.dirname(self.data_dir), "server-%d.out" % id(self))
 
-    def start(self):
-        self.port = free_port()
+    def start(self, preexec_fn=None, args=()):
         env = {k: v for k, v in os.environ.items() if not k.startswith("CAAS_BILLING_")}
         if self.admin_key:
             env["CAAS_BILLING_ADMIN_KEY"] = self.admin_key
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
         self.out = open(self.out_path, "ab")
+        self.log_offset = os.path.getsize(self.log_path)
+        # Port 0: the kernel picks a free port, the server logs it (no race
+        # between choosing a port and binding it).
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", "127.0.0.1:%d" % self.port, "--data-dir", self.data_dir],
-            stdout=self.out, stderr=self.log, env=env)
-        deadline = time.time() + 30
+            [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *args],
+            stdout=self.out, stderr=self.log, env=env, preexec_fn=preexec_fn)
+        self.port = None
+        deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited: " + self.logs())
+            if self.port is None:
+                m = re.search(r'"msg":"serving".*?"port":(\d+)', self.logs()[self.log_offset:])
+                if m:
+                    self.port = int(m.group(1))
+                else:
+                    time.sleep(0.02)
+                    continue
             try:
                 status, _, _ = self.request("GET", "/healthz", key=None)
                 if status == 200:
@@ -55,13 +59,20 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("server did not become healthy: " + self.logs())
 
-    def stop(self, sig=signal.SIGTERM, timeout=30):
+    def stop(self, sig=signal.SIGTERM, timeout=60, check=True):
+        """Stops the server. A SIGTERM must end it with exit 0; no run may print
+        a sanitizer report (ASan, UBSan, LeakSanitizer, ThreadSanitizer)."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=timeout)
         code = self.proc.returncode if self.proc else None
         self.log.close()
         self.out.close()
+        if check:
+            logs = self.logs()
+            assert "Sanitizer" not in logs and "runtime error:" not in logs, logs[-4000:]
+            if sig == signal.SIGTERM:
+                assert code == 0, "exit %s: %s" % (code, logs[-4000:])
         return code
 
     def logs(self):
