@@ -405,3 +405,20 @@ def test_the_official_go_sdk_in_both_modes(tmp_path):
         assert out.returncode == 0, (mode, out.stdout, out.stderr)
     assert used(s, t) == 4
     s.stop()
+
+
+def test_a_truncated_store_refuses_the_start_and_doctor_names_it(tmp_path):
+    s = Server(tmp_path / "data").start()
+    for i in range(20):
+        make_tenant(s, name="T%d" % i)
+    s.stop()
+    db = sqlite3.connect(str(tmp_path / "data" / "billing.db"))
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    path = tmp_path / "data" / "billing.db"
+    with open(path, "r+b") as f:
+        f.truncate(8192)
+    err = refused_start(s)
+    assert "billing.db" in err and "malformed" in err, err
+    doc = cli(tmp_path, "doctor")
+    assert doc.returncode == 1 and "store       DAMAGED" in doc.stdout, doc.stdout

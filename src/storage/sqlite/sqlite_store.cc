@@ -68,9 +68,14 @@ class SqliteStore::Conn {
       throw StorageError("cannot open " + path + ": " + msg, false);
     }
     sqlite3_busy_timeout(db_, 10000);
-    Exec("PRAGMA journal_mode=WAL");
-    Exec("PRAGMA synchronous=FULL");
-    Exec("PRAGMA foreign_keys=ON");
+    try {
+      Exec("PRAGMA journal_mode=WAL");
+      Exec("PRAGMA synchronous=FULL");
+      Exec("PRAGMA foreign_keys=ON");
+    } catch (...) {  // a damaged file: the destructor will not run
+      sqlite3_close(db_);
+      throw;
+    }
   }
   ~Conn() {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
