@@ -18,6 +18,7 @@
 
 #include "billing/world.h"
 #include "subscriptions/state_machine.h"
+#include "test_seed.h"
 
 namespace caas::billing_test {
 namespace {
@@ -541,9 +542,8 @@ std::vector<int64_t> Amounts(const std::vector<subscriptions::Line>& lines) {
 }
 
 TEST(BillingModel, RandomHistoriesMatchTheModel) {
-  const char* fixed = std::getenv("CAAS_TEST_SEED");
-  const uint64_t seed = fixed ? std::stoull(fixed) : std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed) + " (replay with CAAS_TEST_SEED)");
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   std::array<int, kOpCount> succeeded{};
   int usage_checks = 0, restarts = 0, voids = 0, events_sent = 0;

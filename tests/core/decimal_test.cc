@@ -4,6 +4,8 @@
 
 #include <random>
 
+#include "test_seed.h"
+
 namespace caas {
 namespace {
 
@@ -81,8 +83,8 @@ TEST(DecimalTest, MinorUnitConversions) {
 }
 
 TEST(DecimalTest, RandomRoundTripAndAddition) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed));
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 20000; ++i) {
     const int64_t a = static_cast<int64_t>(rng() >> 2) - (int64_t{1} << 60);

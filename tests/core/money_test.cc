@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/decimal.h"
+#include "test_seed.h"
 
 namespace caas {
 namespace {
@@ -76,8 +77,8 @@ TEST(RoundingTest, HalfAwayFromZeroAtEveryBoundary) {
 }
 
 TEST(RoundingTest, MatchesAnIndependentModelOnRandomInputs) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed));
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   for (int i = 0; i < 100000; ++i) {
     const int64_t num = static_cast<int64_t>(rng() % 2000001) - 1000000;

@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <random>
 
 #include "core/clock.h"
+#include "test_seed.h"
 
 namespace caas {
 namespace {
@@ -34,8 +36,9 @@ TEST(Rfc3339Test, RejectsBadText) {
   for (const char* s :
        {"", "2026-01-31", "2026-01-31T00:00:00", "2026-02-30T00:00:00Z", "2025-02-29T00:00:00Z",
         "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z",
-        "1969-12-31T23:59:59Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567891Z", "2026-01-01T00:00:61Z",
-        "2026-01-01T00:00:00Zjunk", "2026-01-01 00:00:00Z", "2026-01-01T00:00:00+2:00"}) {
+        "1969-12-31T23:59:59Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567891Z",
+        "2026-01-01T00:00:61Z", "2026-01-01T00:00:00Zjunk", "2026-01-01 00:00:00Z",
+        "2026-01-01T00:00:00+2:00"}) {
     EXPECT_FALSE(ParseRfc3339(s).ok()) << s;
   }
 }
@@ -94,9 +97,37 @@ TEST(PeriodTest, CalendarMonthsAndYearEnd) {
   EXPECT_EQ(CalendarMonthContaining(T("2025-02-10T00:00:00Z")).Seconds(), 28 * 86400);
 }
 
+// The start of the anchor's monthly period containing t, by libc.
+int64_t LibcMonthStart(Instant anchor, Instant t) {
+  const time_t a = static_cast<time_t>(ToUnixSeconds(anchor));
+  tm am{};
+  gmtime_r(&a, &am);
+  auto start_of = [&](int k) {
+    tm x{};
+    const int months = am.tm_year * 12 + am.tm_mon + k;
+    x.tm_year = months / 12;
+    x.tm_mon = months % 12;
+    x.tm_mday = 1;
+    // Days in that month: the first of the next month minus one day.
+    tm next = x;
+    next.tm_mon += 1;
+    const int days = static_cast<int>((timegm(&next) - timegm(&x)) / 86400);
+    x.tm_mday = std::min(am.tm_mday, days);
+    x.tm_hour = am.tm_hour;
+    x.tm_min = am.tm_min;
+    x.tm_sec = am.tm_sec;
+    return static_cast<int64_t>(timegm(&x));
+  };
+  const int64_t ts = ToUnixSeconds(t);
+  int k = 0;
+  while (start_of(k) > ts) --k;
+  while (start_of(k + 1) <= ts) ++k;
+  return start_of(k);
+}
+
 TEST(PeriodTest, RandomInstantsFallInExactlyOnePeriod) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed));
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   const int64_t lo = ToUnixSeconds(T("2020-01-01T00:00:00Z"));
   for (int i = 0; i < 3000; ++i) {
@@ -109,6 +140,11 @@ TEST(PeriodTest, RandomInstantsFallInExactlyOnePeriod) {
     ASSERT_EQ(next.start, p.end);
     ASSERT_GE(p.Seconds(), 28 * 86400);
     ASSERT_LE(p.Seconds(), 31 * 86400);
+    // The start is the anchor's day of month (clamped) and time of day, in
+    // the month found by libc's own calendar (gmtime_r/timegm), independent
+    // of the chrono arithmetic under test.
+    ASSERT_EQ(p.start, FromUnixSeconds(LibcMonthStart(anchor, t))) << FormatRfc3339(anchor);
+    ASSERT_EQ(p.end, FromUnixSeconds(LibcMonthStart(anchor, p.end))) << FormatRfc3339(anchor);
   }
 }
 

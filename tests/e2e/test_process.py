@@ -1,4 +1,5 @@
 """Process-level behaviour: first start, crashes, graceful shutdown, logs, CLI."""
+import json
 import os
 import re
 import signal
@@ -168,7 +169,7 @@ def test_cli_tenants_keys_migrate_version(tmp_path):
         assert h.returncode == 0 and "Usage" in h.stdout + h.stderr
 
 
-def test_openapi_describes_exactly_the_routes():
+def test_openapi_describes_exactly_the_routes(tmp_path):
     repo = os.environ["CAAS_REPO"]
     with open(os.path.join(repo, "api", "openapi.yaml")) as f:
         spec = yaml.safe_load(f)
@@ -178,9 +179,57 @@ def test_openapi_describes_exactly_the_routes():
         for method in ops:
             if method in ("get", "post", "put", "patch", "delete"):
                 described.add((method.upper(), path))
-    out = subprocess.run([BIN, "--data-dir", "/tmp/caas-openapi-check", "routes"],
+    out = subprocess.run([BIN, "--data-dir", str(tmp_path / "data"), "routes"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     served = {tuple(line.split(" ", 1)) for line in out.stdout.splitlines() if line}
     assert served - described == set(), "routes missing from api/openapi.yaml"
     assert described - served == set(), "described routes that do not exist"
+
+
+def test_secrets_never_reach_logs_or_data_files_on_failure_paths(tmp_path):
+    """At debug level, through failure paths: malformed Authorization headers,
+    rejected events, idempotent replays. Marker strings in bodies and keys
+    must appear in no log line and no data file."""
+    marker = "zzmarker7f3a9c"
+    s = Server(tmp_path / "data", extra_env={"CAAS_BILLING_LOG_LEVEL": "debug"}).start()
+    t = make_tenant(s)
+    # A tenant key issued with an Idempotency-Key, then replayed.
+    h = {"Idempotency-Key": "issue-" + marker}
+    status, _, key = s.request("POST", "/v1/tenants/%s/api_keys" % t["id"], {}, headers=h)
+    assert status == 201 and key["secret"].startswith("caas_sk_")
+    status, hdrs, replay = s.request("POST", "/v1/tenants/%s/api_keys" % t["id"], {}, headers=h)
+    assert status == 201 and hdrs.get("idempotent-replayed") == "true"
+    assert "secret" not in replay and replay["secret_redacted"] is True
+    secrets = [s.admin_key, key["secret"]]
+    # Malformed and wrong credentials.
+    for auth in ("Bearer " + marker + "-not-a-key", "Basic " + marker, "bearer", marker,
+                 "Bearer " + key["secret"] + "x"):
+        status, _, _ = s.request("GET", "/v1/tenants", key=None, headers={"Authorization": auth})
+        assert status == 401
+    # 4xx answers to bodies that carry the marker.
+    bad_event = {"specversion": "1.0", "id": marker, "source": "/" + marker, "type": "nope",
+                 "time": "2026-01-01T00:00:00Z", "tenant": t["id"], marker: marker}
+    status, _, _ = s.request("POST", "/v1/events", json.dumps(bad_event),
+                             content_type="application/cloudevents+json")
+    assert status == 422
+    status, _, _ = s.request("POST", "/v1/tenants", {"name": marker, "billing_email": "nope " + marker})
+    assert status == 400
+    status, _, _ = s.request("POST", "/v1/tenants", "{" + marker, content_type="application/json")
+    assert status == 400
+    s.stop()
+    logs = s.logs()
+    assert '"level":"debug"' in logs or '"msg":"request"' in logs  # it did log
+    for line in logs.splitlines():
+        assert line.startswith("{") and line.endswith("}"), line
+    for secret in secrets + [marker]:
+        assert secret not in logs, secret
+    assert "Bearer" not in logs and "Basic" not in logs
+    # No data file holds a key secret or a refused body.
+    for root, _, files in os.walk(str(tmp_path / "data")):
+        for name in files:
+            with open(os.path.join(root, name), "rb") as f:
+                data = f.read()
+            for secret in secrets:
+                assert secret.encode() not in data, (name, "holds a key secret")
+            assert marker.encode() not in data, (name, "holds a refused request's body")

@@ -142,11 +142,17 @@ def test_trial_with_and_without_a_card(clock_server, card):
     advance(s, "2026-03-15T00:00:01Z")
     sub = s.request("GET", "/v1/tenants/%s/subscription" % t)[2]["subscription"]
     assert (sub["plan"], sub["status"]) == (("pro", "active") if card else ("free", "active"))
+    lines = s.request("GET", "/v1/tenants/%s/subscription" % t)[2]["pending_lines"]
     if card:
         assert sub["current_period"] == {"start": "2026-03-15T00:00:00Z", "end": "2026-04-15T00:00:00Z"}
-    # One trial per tenant.
-    assert_problem(s.request("POST", "/v1/tenants/%s/subscription" % t, {"plan": "pro", "trial": True}),
-                   409 if not card else 409)
+        # The first paid period's fee, charged at its start; the trial cost nothing.
+        assert [(l["kind"], l["amount"]["amount_minor"]) for l in lines] == [("base_fee", 9900)]
+    else:
+        assert lines == []
+    # One trial per tenant, whichever way the first one ended.
+    body = assert_problem(s.request("POST", "/v1/tenants/%s/subscription" % t,
+                                    {"plan": "pro", "trial": True}), 409)
+    assert "had its trial" in body["detail"]
 
 
 def test_cancel_reactivate_and_cancel_now(clock_server):

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "test_seed.h"
+
 namespace caas::metering {
 namespace {
 
@@ -17,8 +19,8 @@ uint64_t H(const std::string& k, uint64_t seed) {
 // checks after every insert batch that all keys are found, with their own
 // entry, and that absent keys are not.
 TEST(DedupeIndex, ExactThroughGrowthAndMigration) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed));
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   DedupeIndex index;
   std::vector<std::string> keys;
   std::vector<uint32_t> refs;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "catalog/catalog.h"
+#include "test_seed.h"
 
 namespace caas::metering {
 namespace {
@@ -311,11 +313,15 @@ TEST(Metering, QuotasFreeHardProSoftEnterpriseNone) {
   // A new month starts from zero.
   h.clock().Set(At("2026-12-01T00:00:00Z")).ok();
   EXPECT_EQ(h.engine().CheckCount("tnt_a", Metric::kMessages, 1)->used, Decimal());
-  // Pro overage in the usage report.
+  // Pro overage in the usage report: 9,999 + 100,002 - 100,000 included.
   h.SetTerms("tnt_b", ProTerms());
   auto rep = h.engine().Usage("tnt_b", kNow).value();
   EXPECT_EQ(rep.plan, "pro");
   EXPECT_EQ(rep.metrics[0].overage, Decimal());
+  h.SendOne(Ev("tnt_b", "big-2", UsageType::kMessageSent, kNow, 90'003));
+  rep = h.engine().Usage("tnt_b", kNow).value();
+  EXPECT_EQ(rep.metrics[0].used, Decimal::FromInt(100'002));
+  EXPECT_EQ(rep.metrics[0].overage, Decimal::FromInt(2));
 }
 
 TEST(Metering, ThresholdsOncePerPeriod) {
@@ -355,6 +361,21 @@ TEST(Metering, SegmentsRotateAndReplayInOrder) {
   EXPECT_EQ(h.engine().Usage("tnt_a", kNow)->metrics[1].used, Decimal::FromInt(199));
 }
 
+// Calendar months by libc (gmtime_r/timegm), not by core/time.cc.
+std::pair<int64_t, int64_t> LibcCalendarMonth(int64_t us) {
+  const time_t secs = static_cast<time_t>(us >= 0 ? us / 1'000'000 : (us - 999'999) / 1'000'000);
+  tm m{};
+  gmtime_r(&secs, &m);
+  tm first{};
+  first.tm_year = m.tm_year;
+  first.tm_mon = m.tm_mon;
+  first.tm_mday = 1;
+  tm next = first;
+  next.tm_mon += 1;
+  return {static_cast<int64_t>(timegm(&first)) * 1'000'000,
+          static_cast<int64_t>(timegm(&next)) * 1'000'000};
+}
+
 // An independent model of what the aggregates must be.
 struct Oracle {
   struct P {
@@ -374,7 +395,7 @@ struct Oracle {
 
   void Apply(const UsageEvent& e, int sign) {
     T& t = tenants[e.tenant];
-    const int64_t ps = CalendarMonthContaining(e.time).start.time_since_epoch().count();
+    const int64_t ps = LibcCalendarMonth(e.time.time_since_epoch().count()).first;
     const int64_t day = e.time.time_since_epoch().count() / 86'400'000'000;
     switch (e.type) {
       case UsageType::kMessageSent:
@@ -396,6 +417,29 @@ struct Oracle {
       }
     }
   }
+  // GB-month of [from, to) in a month `full_us` long: the bytes stored,
+  // level by level in time order and never below zero, over 10^9 × month.
+  static std::string GbMonths(const std::map<int64_t, int64_t>& storage, int64_t from, int64_t to,
+                              int64_t full_us) {
+    std::vector<std::pair<int64_t, __int128>> levels;  // (from this time, level)
+    __int128 level = 0;
+    for (const auto& [at, delta] : storage) {
+      level = std::max<__int128>(0, level + delta);
+      levels.emplace_back(at, level);
+    }
+    __int128 total = 0;
+    for (size_t i = 0; i < levels.size(); ++i) {
+      const int64_t a = std::max(from, levels[i].first);
+      const int64_t b = std::min(to, i + 1 < levels.size() ? levels[i + 1].first : to);
+      if (b > a) total += levels[i].second * (b - a);
+    }
+    // 12 decimals, half away from zero.
+    const __int128 num = total * 1000;
+    __int128 q = num / full_us;
+    if ((num % full_us) * 2 >= full_us) ++q;
+    return Decimal::FromRaw(q).ToString();
+  }
+
   std::string Snapshot() const {
     std::ostringstream os;
     for (const auto& [id, t] : tenants) {
@@ -419,8 +463,8 @@ struct Oracle {
 };
 
 TEST(Metering, RandomTrafficMatchesOracleAndRebuild) {
-  const uint64_t seed = std::random_device{}();
-  SCOPED_TRACE("seed=" + std::to_string(seed));
+  const uint64_t seed = caas::testing::TestSeed();
+  CAAS_SEED_TRACE(seed);
   std::mt19937_64 rng(seed);
   TempDir dir;
   Harness h(dir.str());
@@ -484,6 +528,53 @@ TEST(Metering, RandomTrafficMatchesOracleAndRebuild) {
     }
     if (round % 4 == 3) h.Reopen();
     ASSERT_EQ(h.engine().DebugSnapshot(), oracle.Snapshot()) << "round " << round;
+    // The answers, not only the raw aggregates: usage of every period,
+    // every day, and quota decisions, against the oracle's own arithmetic.
+    const int64_t now_us = kNow.time_since_epoch().count();
+    for (const auto& tenant : tenants) {
+      const Oracle::T& ot = oracle.tenants[tenant];
+      for (int64_t back = 0; back <= 1; ++back) {
+        const auto month = LibcCalendarMonth(now_us - back * 32LL * 86'400'000'000);
+        const auto u = h.engine().Usage(tenant, Instant(Micros(month.first))).value();
+        ASSERT_EQ(u.period.period.start.time_since_epoch().count(), month.first);
+        ASSERT_EQ(u.period.period.end.time_since_epoch().count(), month.second);
+        auto it = ot.periods.find(month.first);
+        const Oracle::P none;
+        const Oracle::P& p = it == ot.periods.end() ? none : it->second;
+        ASSERT_EQ(u.metrics[0].used, Decimal::FromInt(p.messages)) << tenant;
+        ASSERT_EQ(u.metrics[1].used, Decimal::FromInt(p.api)) << tenant;
+        ASSERT_EQ(u.metrics[2].used, Decimal::FromInt(static_cast<int64_t>(p.users.size())));
+        ASSERT_EQ(u.metrics[3].used.ToString(),
+                  Oracle::GbMonths(ot.storage, month.first, std::min(month.second, now_us),
+                                   month.second - month.first))
+            << tenant << " month " << month.first;
+        if (back == 0) {  // the current period's quota view
+          const int64_t q = static_cast<int64_t>(rng() % 12'000);
+          auto d = h.engine().CheckCount(tenant, Metric::kMessages, q).value();
+          ASSERT_EQ(d.used, Decimal::FromInt(p.messages));
+          ASSERT_EQ(d.allowed, p.messages + q <= 10'000) << tenant;
+          auto mau = h.engine().CheckCount(tenant, Metric::kMau, 1).value();
+          ASSERT_EQ(mau.used, Decimal::FromInt(static_cast<int64_t>(p.users.size())));
+        }
+      }
+      // Every day of the window.
+      const int64_t last = now_us / 86'400'000'000, first = last - 40;
+      auto days = h.engine().Daily(tenant, first, last).value();
+      ASSERT_EQ(days.size(), static_cast<size_t>(last - first + 1));
+      __int128 level = 0;
+      auto st = ot.storage.begin();
+      for (const auto& d : days) {
+        auto od = ot.days.find(d.day);
+        ASSERT_EQ(d.messages, od == ot.days.end() ? 0 : od->second.messages);
+        ASSERT_EQ(d.api_calls, od == ot.days.end() ? 0 : od->second.api);
+        ASSERT_EQ(d.active_users,
+                  od == ot.days.end() ? 0 : static_cast<int64_t>(od->second.users.size()));
+        for (; st != ot.storage.end() && st->first < (d.day + 1) * 86'400'000'000; ++st) {
+          level = std::max<__int128>(0, level + st->second);
+        }
+        ASSERT_EQ(d.storage_bytes, static_cast<int64_t>(level)) << "day " << d.day;
+      }
+    }
   }
   const std::string live = h.engine().DebugSnapshot();
   h.Reopen();
