@@ -226,3 +226,36 @@ TEST(Billing, StorageNeverGoesBelowZero) {
 
 }  // namespace
 }  // namespace caas::billing_test
+
+namespace caas::billing_test {
+namespace {
+
+// The log-order rule (docs/metering.md, "Periods and terms"): an event
+// stamped after a change that takes effect at once, but received before it,
+// stays where it was filed; and a void takes it from there.
+TEST(Billing, AnEventReceivedBeforeAChangeStaysWhereItWasFiledAndIsVoidedFromThere) {
+  World w("2026-03-01T00:00:00Z");
+  const std::string t = w.NewTenant("tnt_A");
+  w.Change(t, "pro");
+  w.AdvanceTo("2026-03-20T00:00:00Z");
+  // Stamped 4 minutes ahead (a fast clock), received now: Pro's period.
+  ASSERT_EQ(w.Send(t, "early", metering::UsageType::kMessageSent, "2026-03-20T00:04:00Z", 5),
+            metering::OutcomeKind::kAccepted);
+  ASSERT_TRUE(w.subs->Cancel(t, w.Created(t), true, "k").ok());  // a new Free period from now
+  auto pro = w.Usage(t, "2026-03-10T00:00:00Z");
+  auto free = w.Usage(t, "2026-03-20T00:04:00Z");
+  EXPECT_EQ(FormatRfc3339(free.period.period.start), "2026-03-20T00:00:00Z");
+  EXPECT_EQ(M(pro, Metric::kMessages).used, D(5));
+  EXPECT_EQ(M(free, Metric::kMessages).used, D(0));
+  w.Restart();  // a replay files it in the same place
+  EXPECT_EQ(M(w.Usage(t, "2026-03-10T00:00:00Z"), Metric::kMessages).used, D(5));
+  ASSERT_TRUE(w.metering->Void(t, "/test", "early", "k", "test").ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(M(w.Usage(t, "2026-03-10T00:00:00Z"), Metric::kMessages).used, D(0)) << pass;
+    EXPECT_EQ(M(w.Usage(t, "2026-03-20T00:04:00Z"), Metric::kMessages).used, D(0)) << pass;
+    w.Restart();
+  }
+}
+
+}  // namespace
+}  // namespace caas::billing_test
