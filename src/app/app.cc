@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "http/idempotency.h"
+#include "storage/sqlite/sqlite_store.h"
 
 namespace caas::app {
 
@@ -14,8 +15,22 @@ std::vector<storage::CollectionSpec> AllCollections() {
           subscriptions::SubscriptionsCollectionSpec()};
 }
 
+std::string StoreUrl(const Config& config) {
+  return config.store.empty() ? std::string("sqlite:") + DataDirectory::kStoreFile : config.store;
+}
+
+std::unique_ptr<storage::DocumentStore> OpenStore(const std::string& url,
+                                                  const std::string& data_dir) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    std::string path = url.substr(7);
+    if (!path.empty() && path.front() != '/') path = data_dir + "/" + path;
+    return std::make_unique<storage::SqliteStore>(path, AllCollections());
+  }
+  throw storage::StorageError("unknown store " + url, false);
+}
+
 App::App(const Config& config, bool migrate, bool metering) {
-  data_dir_ = std::make_unique<DataDirectory>(config.data_dir);
+  data_dir_ = std::make_unique<DataDirectory>(config.data_dir, StoreUrl(config));
   if (metering) data_dir_->Lock();
   if (config.clock == "manual") {
     Instant start = std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
@@ -28,16 +43,19 @@ App::App(const Config& config, bool migrate, bool metering) {
   }
   ids_ = std::make_unique<IdGenerator>(*clock_);
   try {
-    store_ = std::make_unique<storage::SqliteStore>(data_dir_->store_path(), AllCollections());
-    if (migrate) store_->Migrate();
-    if (store_->SchemaVersion() != storage::SqliteStore::LatestSchemaVersion()) {
-      throw storage::StorageError("the database needs migrating: run 'caas-billing migrate'",
-                                  false);
+    store_ = OpenStore(StoreUrl(config), config.data_dir);
+    if (migrate) {
+      for (const auto& step : store_->Migrate()) {
+        Log(LogLevel::kInfo, "store_migrated", {{"store", store_->Describe()}, {"step", step}});
+      }
+    }
+    if (!store_->IsMigrated()) {
+      throw storage::StorageError("the store needs migrating: run 'caas-billing migrate'", false);
     }
   } catch (const storage::StorageError& e) {
-    throw storage::StorageError("the store " + data_dir_->store_path() + ": " + e.what() +
-                                    " ('caas-billing doctor' checks it)",
-                                e.retryable());
+    throw storage::StorageError(
+        "the store " + StoreUrl(config) + ": " + e.what() + " ('caas-billing doctor' checks it)",
+        e.retryable());
   }
   tenants_ = std::make_unique<tenants::TenantService>(*store_, *clock_, *ids_);
   keys_ = std::make_unique<tenants::ApiKeyService>(*store_, *clock_, *ids_);

@@ -11,7 +11,7 @@
 #include "core/ids.h"
 #include "events/billing_events.h"
 #include "metering/metering.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/document_store.h"
 #include "subscriptions/subscriptions.h"
 #include "tenants/api_keys.h"
 #include "tenants/tenant_service.h"
@@ -36,10 +36,20 @@ struct Config {
   std::string clock = "system";
   std::optional<std::string> now;
   std::string catalog_file;  // empty: the built-in catalog/plans.json
+  // The document store: "sqlite:PATH" (a relative PATH is under data_dir).
+  // Empty: sqlite:billing.db in the data directory.
+  std::string store;
 };
 
 // The declared collections of every module.
 std::vector<storage::CollectionSpec> AllCollections();
+
+// Opens the store a configuration names (the one place that knows the
+// adapters). Throws StorageError.
+std::unique_ptr<storage::DocumentStore> OpenStore(const std::string& url,
+                                                  const std::string& data_dir);
+// The store URL a configuration means, with defaults applied.
+std::string StoreUrl(const Config& config);
 
 class App {
  public:
@@ -49,7 +59,7 @@ class App {
   // a message naming what is missing or damaged.
   App(const Config& config, bool migrate, bool metering = false);
 
-  storage::SqliteStore& store() { return *store_; }
+  storage::DocumentStore& store() { return *store_; }
   DataDirectory& data_dir() { return *data_dir_; }
   const Clock& clock() const { return *clock_; }
   IdGenerator& ids() { return *ids_; }
@@ -66,7 +76,7 @@ class App {
   std::unique_ptr<DataDirectory> data_dir_;
   std::unique_ptr<Clock> clock_;
   std::unique_ptr<IdGenerator> ids_;
-  std::unique_ptr<storage::SqliteStore> store_;
+  std::unique_ptr<storage::DocumentStore> store_;
   std::unique_ptr<tenants::TenantService> tenants_;
   std::unique_ptr<tenants::ApiKeyService> keys_;
   std::unique_ptr<events::BillingEventRecorder> billing_events_;

@@ -83,6 +83,8 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
         if (Status s = CheckLevel(c.log_level, where); !s) return s.error();
       } else if (key == "catalog_file" && kv.value().is_string()) {
         c.catalog_file = std::string(kv.value().as_string());
+      } else if (key == "store" && kv.value().is_string()) {
+        c.store = std::string(kv.value().as_string());
       } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
                  kv.value().as_int64() <= 400) {
         c.late_window_days = static_cast<int>(kv.value().as_int64());
@@ -146,6 +148,12 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
     if (Status s = CheckLevel(*flags.log_level, "--log-level"); !s) return s.error();
     c.log_level = *flags.log_level;
   }
+  if (auto* v = from_env("CAAS_BILLING_STORE")) c.store = *v;
+  if (flags.store) c.store = *flags.store;
+  if (!c.store.empty() && c.store.rfind("sqlite:", 0) != 0) {
+    return Error::Invalid("--store", "must be sqlite:PATH (the embedded store)");
+  }
+  if (c.store == "sqlite:") return Error::Invalid("--store", "sqlite: needs a path");
   if (auto* v = from_env("CAAS_BILLING_CATALOG")) c.catalog_file = *v;
   if (flags.catalog) c.catalog_file = *flags.catalog;
   if (auto* v = from_env("CAAS_BILLING_CLOCK")) c.clock = *v;

@@ -20,6 +20,7 @@ struct Overrides {
   std::optional<std::string> clock;
   std::optional<std::string> now;
   std::optional<std::string> catalog;
+  std::optional<std::string> store;
 };
 
 // `env` is the process environment (injectable for tests).

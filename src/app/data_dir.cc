@@ -29,12 +29,20 @@ void SyncPath(const std::string& path, bool directory) {
 }
 }  // namespace
 
-DataDirectory::DataDirectory(std::string path) : path_(std::move(path)) {
+std::string DataDirectory::store_path() const {
+  if (store_.rfind("sqlite:", 0) != 0) return {};
+  const std::string p = store_.substr(7);
+  return !p.empty() && p.front() == '/' ? p : path_ + "/" + p;
+}
+
+DataDirectory::DataDirectory(std::string path, std::string store)
+    : path_(std::move(path)), store_(std::move(store)) {
   const bool existed = fs::exists(path_);
   fs::create_directories(path_);
   fs::permissions(path_, fs::perms::owner_all, fs::perm_options::replace);
   const std::string manifest = path_ + "/" + kManifest;
-  const bool has_store = fs::exists(store_path());
+  const bool sqlite = store_.rfind("sqlite:", 0) == 0;
+  const bool has_store = !sqlite || fs::exists(store_path());
   const bool has_log = fs::exists(event_log_path());
   if (fs::exists(manifest)) {
     std::ifstream in(manifest);
@@ -52,6 +60,17 @@ DataDirectory::DataDirectory(std::string path) : path_(std::move(path)) {
       created_at_ = std::string(c->as_string());
     }
     event_log_ = o->at("event_log").as_bool();
+    // Manifests before stores were named held "billing.db": the default.
+    std::string recorded = "sqlite:billing.db";
+    if (const auto* st = o->if_contains("store"); st && st->is_string()) {
+      recorded = std::string(st->as_string());
+      if (recorded == kStoreFile) recorded = "sqlite:billing.db";
+    }
+    if (recorded != store_) {
+      throw DataDirError("the data directory " + id_ + " holds the store " + recorded +
+                         ", but the configuration names " + store_ +
+                         " (to move an installation, copy the store; see the README)");
+    }
     if (!has_store) {
       throw DataDirError("the store " + store_path() + " is missing from the data directory " +
                          id_ + " (" + manifest +
@@ -92,7 +111,7 @@ void DataDirectory::Write() const {
   json::object o{{"format", 1},
                  {"id", id_},
                  {"created_at", created_at_},
-                 {"store", kStoreFile},
+                 {"store", store_},
                  {"event_log", event_log_}};
   {
     std::ofstream out(tmp, std::ios::trunc);

@@ -23,7 +23,9 @@ class DataDirectory {
   // Creates `path` with a new manifest, or checks an existing one against
   // what is there. A directory from before manifests is adopted when it holds
   // a store. Throws DataDirError naming what is wrong.
-  explicit DataDirectory(std::string path);
+  // `store`: the store URL the configuration names; the manifest records it,
+  // and a directory created with another store is refused.
+  DataDirectory(std::string path, std::string store);
   ~DataDirectory();
   DataDirectory(const DataDirectory&) = delete;
   DataDirectory& operator=(const DataDirectory&) = delete;
@@ -36,13 +38,15 @@ class DataDirectory {
   void UseEventLog();
 
   const std::string& path() const { return path_; }
-  std::string store_path() const { return path_ + "/" + kStoreFile; }
+  std::string store_path() const;  // the SQLite file, for a sqlite: store
+  const std::string& store() const { return store_; }
   std::string event_log_path() const { return path_ + "/" + kEventLog; }
   const std::string& id() const { return id_; }
 
  private:
   void Write() const;
   std::string path_;
+  std::string store_;
   std::string id_;
   std::string created_at_;
   bool event_log_ = false;

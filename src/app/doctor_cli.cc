@@ -11,7 +11,7 @@
 namespace caas::app {
 namespace fs = std::filesystem;
 
-int RunDoctor(const std::string& data_dir, bool salvage) {
+int RunDoctor(const std::string& data_dir, const std::string& store_url, bool salvage) {
   if (!fs::exists(data_dir)) {
     std::cerr << "caas-billing: no data directory at " << data_dir << "\n";
     return 2;
@@ -20,14 +20,17 @@ int RunDoctor(const std::string& data_dir, bool salvage) {
   std::cout << "data directory " << data_dir << "\n";
   std::optional<DataDirectory> dir;
   try {
-    dir.emplace(data_dir);
+    dir.emplace(data_dir, store_url);
     std::cout << "  manifest    ok (" << dir->id() << ")\n";
   } catch (const std::exception& e) {
     std::cout << "  manifest    DAMAGED: " << e.what() << "\n";
     ++damaged;
   }
-  const std::string store = data_dir + "/" + DataDirectory::kStoreFile;
-  if (fs::exists(store)) {
+  const std::string store =
+      store_url.rfind("sqlite:", 0) == 0
+          ? (store_url[7] == '/' ? store_url.substr(7) : data_dir + "/" + store_url.substr(7))
+          : std::string();
+  if (!store.empty() && fs::exists(store)) {
     try {
       storage::SqliteStore s(store, {});
       auto problems = s.IntegrityCheck();
@@ -80,7 +83,7 @@ int RunDoctor(const std::string& data_dir, bool salvage) {
     return damaged ? 1 : 0;
   }
   try {
-    if (!dir) dir.emplace(data_dir);
+    if (!dir) dir.emplace(data_dir, store_url);
     dir->Lock();
   } catch (const std::exception& e) {
     std::cerr << "caas-billing: " << e.what() << "\n";

@@ -11,6 +11,6 @@ namespace caas::app {
 
 // Exit codes: 0 nothing damaged (or salvaged), 1 damage found, 2 the check
 // itself could not run.
-int RunDoctor(const std::string& data_dir, bool salvage);
+int RunDoctor(const std::string& data_dir, const std::string& store, bool salvage);
 
 }  // namespace caas::app

@@ -88,7 +88,7 @@ int Serve(const Config& config) {
       {{"listen", config.listen},
        {"port", static_cast<int64_t>(server.port())},
        {"data_dir", config.data_dir},
-       {"store", "sqlite"},
+       {"store", app.store().Describe()},
        {"clock", config.clock},
        {"threads", static_cast<int64_t>(config.threads)},
        {"version", CAAS_BILLING_VERSION}});
@@ -134,6 +134,9 @@ int Main(int argc, char** argv) {
                  "log_level, max_body_bytes, late_window_days)");
   cli.add_option("--data-dir", flags.data_dir,
                  "data directory [env CAAS_BILLING_DATA_DIR] (./data)");
+  cli.add_option("--store", flags.store,
+                 "document store: sqlite:PATH, a relative PATH under the data directory "
+                 "[env CAAS_BILLING_STORE] (sqlite:billing.db)");
 
   auto* serve = cli.add_subcommand("serve", "run the HTTP API");
   serve->add_option("--listen", flags.listen,
@@ -289,7 +292,7 @@ int Main(int argc, char** argv) {
     return RunIngest(ingest_opts);
   }
 
-  if (*doctor) return RunDoctor(config->data_dir, salvage);
+  if (*doctor) return RunDoctor(config->data_dir, StoreUrl(*config), salvage);
   try {
     if (*serve) return Serve(*config);
     if (*routes) {
@@ -305,7 +308,7 @@ int Main(int argc, char** argv) {
     }
     if (*migrate) {
       App app(*config, /*migrate=*/true);
-      std::cout << "schema version " << app.store().SchemaVersion() << " (latest)\n";
+      std::cout << app.store().Describe() << ": up to date\n";
       return 0;
     }
     App app(*config, /*migrate=*/true);

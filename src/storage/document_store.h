@@ -79,6 +79,32 @@ struct Page {
   bool has_more = false;
 };
 
+// Documents ordered by the value of one declared key (then by id), for work
+// found by its due time: `due_at` values are written sortable (SortableTime).
+struct KeyRangeQuery {
+  std::string key;                     // a declared key
+  std::optional<std::string> at_most;  // only values <= at_most
+  std::string after_value;             // exclusive cursor: (value, id) > (after_value, after_id)
+  std::string after_id;
+  int limit = 100;  // 1..1000
+};
+
+struct KeyedDocument {
+  Document doc;
+  std::string value;  // the key's value
+};
+
+struct KeyedPage {
+  std::vector<KeyedDocument> items;  // ascending by (value, id)
+  bool has_more = false;
+};
+
+// A time as key text that sorts in time order: 20 digits of microseconds
+// since the epoch.
+std::string SortableTime(int64_t micros_since_epoch);
+// The inverse; nullopt for anything else.
+std::optional<int64_t> ParseSortableTime(std::string_view text);
+
 class DocumentStore {
  public:
   virtual ~DocumentStore() = default;
@@ -108,8 +134,24 @@ class DocumentStore {
 
   virtual Page List(std::string_view collection, const ListQuery& query) = 0;
 
+  // Documents that have the declared key `query.key`, ascending by its value
+  // then by id. Answered from an index: its cost does not grow with the
+  // documents past `at_most`.
+  virtual KeyedPage ListByKey(std::string_view collection, const KeyRangeQuery& query) = 0;
+
   // Throws StorageError when the store cannot serve requests.
   virtual void Ping() = 0;
+
+  // Schema: creates what the declared collections need (tables, indexes) and
+  // applies missing migrations; returns what it did, in words. Throws
+  // StorageError when the store was written by a newer version.
+  virtual std::vector<std::string> Migrate() = 0;
+  // True when Migrate() has nothing left to do.
+  virtual bool IsMigrated() = 0;
+  // What the store's own integrity check finds wrong (empty: nothing).
+  virtual std::vector<std::string> IntegrityCheck() = 0;
+  // A word for logs and `doctor`: "sqlite:/path/billing.db".
+  virtual std::string Describe() const = 0;
 };
 
 }  // namespace caas::storage

@@ -126,4 +126,33 @@ Page MemoryStore::List(std::string_view collection, const ListQuery& query) {
   return page;
 }
 
+KeyedPage MemoryStore::ListByKey(std::string_view collection, const KeyRangeQuery& query) {
+  std::lock_guard lock(mu_);
+  Collection& c = Find(collection);
+  std::vector<std::pair<std::string, const Document*>> hits;
+  for (const auto& [id, doc] : c.docs) {
+    auto k = doc.keys.find(query.key);
+    if (k == doc.keys.end()) continue;
+    const std::string& v = k->second;
+    if (query.at_most && v > *query.at_most) continue;
+    if (v < query.after_value || (v == query.after_value && id <= query.after_id)) continue;
+    hits.emplace_back(v, &doc);
+  }
+  std::sort(hits.begin(), hits.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first < b.first : a.second->id < b.second->id;
+  });
+  KeyedPage page;
+  const size_t limit = static_cast<size_t>(std::clamp(query.limit, 1, 1000));
+  for (const auto& [v, doc] : hits) {
+    if (page.items.size() == limit) {
+      page.has_more = true;
+      break;
+    }
+    Document d = *doc;
+    d.keys.clear();
+    page.items.push_back(KeyedDocument{std::move(d), v});
+  }
+  return page;
+}
+
 }  // namespace caas::storage

@@ -23,7 +23,12 @@ class MemoryStore final : public DocumentStore {
   Status Delete(std::string_view collection, std::string_view id,
                 int64_t expected_version) override;
   Page List(std::string_view collection, const ListQuery& query) override;
+  KeyedPage ListByKey(std::string_view collection, const KeyRangeQuery& query) override;
   void Ping() override {}
+  std::vector<std::string> Migrate() override { return {}; }
+  bool IsMigrated() override { return true; }
+  std::vector<std::string> IntegrityCheck() override { return {}; }
+  std::string Describe() const override { return "memory"; }
 
  private:
   struct Collection {

@@ -172,7 +172,8 @@ class Transaction {
 }  // namespace
 
 SqliteStore::SqliteStore(const std::string& path, std::vector<CollectionSpec> specs)
-    : specs_(std::move(specs)),
+    : path_(path),
+      specs_(std::move(specs)),
       writer_(std::make_unique<Conn>(path)),
       reader_(std::make_unique<Conn>(path)) {
   std::lock_guard lock(write_mu_);
@@ -203,7 +204,15 @@ std::vector<std::string> SqliteStore::IntegrityCheck() {
   return out;
 }
 
-std::vector<MigrationInfo> SqliteStore::Migrate() {
+std::vector<std::string> SqliteStore::Migrate() {
+  std::vector<std::string> out;
+  for (const auto& m : ApplyMigrations()) {
+    out.push_back("migration " + std::to_string(m.version) + ": " + m.name);
+  }
+  return out;
+}
+
+std::vector<MigrationInfo> SqliteStore::ApplyMigrations() {
   const int current = SchemaVersion();
   if (current > LatestSchemaVersion()) {
     throw StorageError("the database has schema version " + std::to_string(current) +
@@ -342,7 +351,7 @@ Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document
 }
 
 Result<int64_t> SqliteStore::DoReplace(std::string_view collection, const Document& doc,
-                                           int64_t expected_version) {
+                                       int64_t expected_version) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
@@ -372,7 +381,7 @@ Status SqliteStore::Delete(std::string_view collection, std::string_view id,
 }
 
 Status SqliteStore::DoDelete(std::string_view collection, std::string_view id,
-                                 int64_t expected_version) {
+                             int64_t expected_version) {
   Spec(collection);
   std::lock_guard lock(write_mu_);
   Transaction tx(*writer_);
@@ -423,6 +432,47 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
         Document{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}});
   }
   sqlite3_reset(s);
+  return page;
+}
+
+KeyedPage SqliteStore::ListByKey(std::string_view collection, const KeyRangeQuery& query) {
+  Spec(collection);
+  const int limit = std::clamp(query.limit, 1, 1000);
+  std::lock_guard lock(read_mu_);
+  // The primary key of document_keys, (collection, name, value, id), is the
+  // index this walks.
+  Stmt s;
+  int i = 1;
+  if (query.at_most) {
+    s = reader_->Prepare(
+        "SELECT d.id, d.version, d.body, k.value FROM document_keys k JOIN documents d "
+        "ON d.collection = k.collection AND d.id = k.id "
+        "WHERE k.collection=? AND k.name=? AND k.value <= ? "
+        "AND (k.value > ? OR (k.value = ? AND k.id > ?)) ORDER BY k.value, k.id LIMIT ?");
+  } else {
+    s = reader_->Prepare(
+        "SELECT d.id, d.version, d.body, k.value FROM document_keys k JOIN documents d "
+        "ON d.collection = k.collection AND d.id = k.id "
+        "WHERE k.collection=? AND k.name=? "
+        "AND (k.value > ? OR (k.value = ? AND k.id > ?)) ORDER BY k.value, k.id LIMIT ?");
+  }
+  reader_->Bind(s, i++, collection);
+  reader_->Bind(s, i++, query.key);
+  if (query.at_most) reader_->Bind(s, i++, *query.at_most);
+  reader_->Bind(s, i++, query.after_value);
+  reader_->Bind(s, i++, query.after_value);
+  reader_->Bind(s, i++, query.after_id);
+  reader_->Bind(s, i++, static_cast<int64_t>(limit + 1));
+  KeyedPage page;
+  while (reader_->Step(s) == SQLITE_ROW) {
+    if (static_cast<int>(page.items.size()) == limit) {
+      page.has_more = true;
+      break;
+    }
+    page.items.push_back(
+        KeyedDocument{Document{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}},
+                      Conn::Text(s, 3)});
+  }
   return page;
 }
 

@@ -38,11 +38,15 @@ class SqliteStore final : public DocumentStore {
 
   // Applies missing migrations; returns those it applied. Throws StorageError
   // if the database was written by a newer binary (unknown version).
-  std::vector<MigrationInfo> Migrate();
+  std::vector<MigrationInfo> ApplyMigrations();
   int SchemaVersion();
   static int LatestSchemaVersion();
+
+  std::vector<std::string> Migrate() override;
+  bool IsMigrated() override { return SchemaVersion() == LatestSchemaVersion(); }
   // What SQLite's integrity check finds wrong (empty: nothing).
-  std::vector<std::string> IntegrityCheck();
+  std::vector<std::string> IntegrityCheck() override;
+  std::string Describe() const override { return "sqlite:" + path_; }
 
   Status Insert(std::string_view collection, const Document& doc) override;
   Result<Document> Get(std::string_view collection, std::string_view id) override;
@@ -53,6 +57,7 @@ class SqliteStore final : public DocumentStore {
   Status Delete(std::string_view collection, std::string_view id,
                 int64_t expected_version) override;
   Page List(std::string_view collection, const ListQuery& query) override;
+  KeyedPage ListByKey(std::string_view collection, const KeyRangeQuery& query) override;
   // Throws StorageError when reads fail, or when the last write failed and
   // none has succeeded since (so readiness reflects a store that cannot be
   // written, e.g. locked by another process or out of disk).
@@ -71,12 +76,13 @@ class SqliteStore final : public DocumentStore {
 
   Status DoInsert(std::string_view collection, const Document& doc);
   Result<int64_t> DoReplace(std::string_view collection, const Document& doc,
-                                int64_t expected_version);
+                            int64_t expected_version);
   Status DoDelete(std::string_view collection, std::string_view id, int64_t expected_version);
   // Runs a write, remembering whether the store can be written.
   template <class F>
   auto Writing(F&& f) -> decltype(f());
 
+  std::string path_;
   std::vector<CollectionSpec> specs_;
   std::mutex health_mu_;
   std::optional<std::string> write_failure_;  // guarded by health_mu_

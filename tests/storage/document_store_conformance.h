@@ -1,57 +1,41 @@
-// One conformance suite for every DocumentStore adapter. A new adapter (the
-// MongoDB one) adds a factory to the type list and must pass all of it.
+// The one conformance suite of the DocumentStore port. Every adapter
+// instantiates it with a factory, in its own test binary:
+//
+//   struct MyFactory { std::unique_ptr<DocumentStore> Make(); };  // a fresh, migrated store
+//   INSTANTIATE_TYPED_TEST_SUITE_P(My, DocumentStoreConformance, ::testing::Types<MyFactory>);
+//
+// The store must declare conformance::Specs().
+#pragma once
+
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
-#include "storage/memory/memory_store.h"
-#include "storage/sqlite/sqlite_store.h"
+#include "storage/document_store.h"
 
-namespace caas::storage {
-namespace {
+namespace caas::storage::conformance {
 
-std::vector<CollectionSpec> Specs() {
-  return {{"things", {{"email", true}, {"owner", false}}}, {"others", {}}};
+inline std::vector<CollectionSpec> Specs() {
+  return {{"things", {{"email", true}, {"owner", false}, {"due_at", false}}}, {"others", {}}};
 }
 
-struct MemoryFactory {
-  std::unique_ptr<DocumentStore> Make() { return std::make_unique<MemoryStore>(Specs()); }
-};
-
-struct SqliteFactory {
-  std::filesystem::path dir;
-  SqliteFactory() {
-    dir = std::filesystem::temp_directory_path() /
-          ("caas-conformance-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-  }
-  ~SqliteFactory() { std::filesystem::remove_all(dir); }
-  std::unique_ptr<DocumentStore> Make() {
-    auto s = std::make_unique<SqliteStore>((dir / "db.sqlite").string(), Specs());
-    s->Migrate();
-    return s;
-  }
-  static inline int counter = 0;
-};
-
 template <class F>
-class DocumentStoreTest : public ::testing::Test {
+class DocumentStoreConformance : public ::testing::Test {
  protected:
   F factory_;
   std::unique_ptr<DocumentStore> store_ = factory_.Make();
 };
 
-using Factories = ::testing::Types<MemoryFactory, SqliteFactory>;
-TYPED_TEST_SUITE(DocumentStoreTest, Factories);
+TYPED_TEST_SUITE_P(DocumentStoreConformance);
 
-Document Doc(std::string id, std::string body, std::map<std::string, std::string> keys = {}) {
+inline Document Doc(std::string id, std::string body, std::map<std::string, std::string> keys = {}) {
   return Document{std::move(id), 0, std::move(body), std::move(keys)};
 }
 
-TYPED_TEST(DocumentStoreTest, InsertThenGet) {
+TYPED_TEST_P(DocumentStoreConformance, InsertThenGet) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", R"({"x":1})")).ok());
   auto d = this->store_->Get("things", "a");
   ASSERT_TRUE(d.ok());
@@ -62,7 +46,7 @@ TYPED_TEST(DocumentStoreTest, InsertThenGet) {
   EXPECT_EQ(this->store_->Get("others", "a").error().code, ErrorCode::kNotFound);
 }
 
-TYPED_TEST(DocumentStoreTest, DuplicateIdIsRefusedAndChangesNothing) {
+TYPED_TEST_P(DocumentStoreConformance, DuplicateIdIsRefusedAndChangesNothing) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1")).ok());
   Status s = this->store_->Insert("things", Doc("a", "2", {{"email", "x@y.z"}}));
   ASSERT_FALSE(s.ok());
@@ -72,7 +56,7 @@ TYPED_TEST(DocumentStoreTest, DuplicateIdIsRefusedAndChangesNothing) {
   EXPECT_FALSE(this->store_->FindUnique("things", "email", "x@y.z").ok());
 }
 
-TYPED_TEST(DocumentStoreTest, UniqueKeysAreUniqueAndAtomicWithTheDocument) {
+TYPED_TEST_P(DocumentStoreConformance, UniqueKeysAreUniqueAndAtomicWithTheDocument) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1", {{"email", "e"}})).ok());
   Status s = this->store_->Insert("things", Doc("b", "2", {{"email", "e"}}));
   ASSERT_FALSE(s.ok());
@@ -85,7 +69,7 @@ TYPED_TEST(DocumentStoreTest, UniqueKeysAreUniqueAndAtomicWithTheDocument) {
   EXPECT_TRUE(this->store_->Insert("things", Doc("d", "4", {{"owner", "o"}})).ok());
 }
 
-TYPED_TEST(DocumentStoreTest, ReplaceIsConditionalOnTheVersion) {
+TYPED_TEST_P(DocumentStoreConformance, ReplaceIsConditionalOnTheVersion) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1", {{"email", "e1"}})).ok());
   auto v2 = this->store_->Replace("things", Doc("a", "2", {{"email", "e2"}}), 1);
   ASSERT_TRUE(v2.ok());
@@ -106,7 +90,7 @@ TYPED_TEST(DocumentStoreTest, ReplaceIsConditionalOnTheVersion) {
   EXPECT_EQ(this->store_->FindUnique("things", "email", "e2")->id, "a");
 }
 
-TYPED_TEST(DocumentStoreTest, DeleteIsConditional) {
+TYPED_TEST_P(DocumentStoreConformance, DeleteIsConditional) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1", {{"email", "e"}})).ok());
   EXPECT_EQ(this->store_->Delete("things", "a", 7).error().code, ErrorCode::kConflict);
   EXPECT_TRUE(this->store_->Delete("things", "a", 1).ok());
@@ -115,7 +99,7 @@ TYPED_TEST(DocumentStoreTest, DeleteIsConditional) {
   EXPECT_TRUE(this->store_->Insert("things", Doc("b", "1", {{"email", "e"}})).ok());
 }
 
-TYPED_TEST(DocumentStoreTest, ListPagesInIdOrderWithACursor) {
+TYPED_TEST_P(DocumentStoreConformance, ListPagesInIdOrderWithACursor) {
   for (const char* id : {"d", "b", "a", "e", "c"}) {
     ASSERT_TRUE(
         this->store_->Insert("things", Doc(id, id, {{"owner", id < std::string("c") ? "x" : "y"}}))
@@ -146,7 +130,7 @@ TYPED_TEST(DocumentStoreTest, ListPagesInIdOrderWithACursor) {
   EXPECT_FALSE(pf.has_more);
 }
 
-TYPED_TEST(DocumentStoreTest, ConcurrentCompareAndSetLosesNoUpdate) {
+TYPED_TEST_P(DocumentStoreConformance, ConcurrentCompareAndSetLosesNoUpdate) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("n", "0")).ok());
   constexpr int kThreads = 4, kEach = 50;
   std::vector<std::thread> threads;
@@ -169,39 +153,80 @@ TYPED_TEST(DocumentStoreTest, ConcurrentCompareAndSetLosesNoUpdate) {
   EXPECT_EQ(d->version, 1 + kThreads * kEach);
 }
 
-TEST(SqliteStoreTest, SurvivesReopenAndMigratesOnce) {
-  SqliteFactory f;
-  {
-    auto s = f.Make();
-    ASSERT_TRUE(s->Insert("things", Doc("a", "kept", {{"email", "e"}})).ok());
+TYPED_TEST_P(DocumentStoreConformance, ListByKeyIsOrderedByValueThenIdWithABoundAndACursor) {
+  // due_at values out of insertion order, two equal, one document without.
+  const std::vector<std::pair<std::string, std::string>> docs = {
+      {"e", "0300"}, {"a", "0100"}, {"d", "0200"}, {"c", "0200"}, {"b", "0400"}};
+  for (const auto& [id, due] : docs) {
+    ASSERT_TRUE(this->store_->Insert("things", Doc(id, "x" + id, {{"due_at", due}})).ok());
   }
-  SqliteStore reopened((f.dir / "db.sqlite").string(), Specs());
-  EXPECT_TRUE(reopened.Migrate().empty());
-  EXPECT_EQ(reopened.SchemaVersion(), SqliteStore::LatestSchemaVersion());
-  EXPECT_EQ(reopened.Get("things", "a")->body, "kept");
-  EXPECT_EQ(reopened.FindUnique("things", "email", "e")->id, "a");
-}
-
-TEST(SqliteStoreTest, RefusesADatabaseFromANewerBinary) {
-  SqliteFactory f;
-  { auto s = f.Make(); }
-  {
-    SqliteStore s((f.dir / "db.sqlite").string(), Specs());
-    // Pretend a newer binary migrated further.
-    ASSERT_TRUE(s.Insert("things", Doc("x", "y")).ok());
+  ASSERT_TRUE(this->store_->Insert("things", Doc("z", "no key")).ok());
+  KeyRangeQuery q;
+  q.key = "due_at";
+  q.limit = 10;
+  auto all = this->store_->ListByKey("things", q);
+  std::vector<std::string> ids, values;
+  for (const auto& k : all.items) {
+    ids.push_back(k.doc.id);
+    values.push_back(k.value);
   }
-  std::string cmd = "sqlite3 " + (f.dir / "db.sqlite").string() +
-                    " \"INSERT INTO schema_migrations VALUES (999, 'future', 'now')\"";
-  ASSERT_EQ(std::system(cmd.c_str()), 0);
-  SqliteStore s((f.dir / "db.sqlite").string(), Specs());
-  EXPECT_THROW(s.Migrate(), StorageError);
+  EXPECT_EQ(ids, (std::vector<std::string>{"a", "c", "d", "e", "b"}));
+  EXPECT_EQ(values, (std::vector<std::string>{"0100", "0200", "0200", "0300", "0400"}));
+  EXPECT_EQ(all.items[1].doc.body, "xc");
+  EXPECT_EQ(all.items[1].doc.version, 1);
+  EXPECT_FALSE(all.has_more);
+  q.at_most = "0200";  // due by then
+  auto due = this->store_->ListByKey("things", q);
+  ASSERT_EQ(due.items.size(), 3u);
+  EXPECT_EQ(due.items.back().doc.id, "d");
+  q.at_most.reset();
+  q.limit = 2;
+  auto p1 = this->store_->ListByKey("things", q);
+  ASSERT_EQ(p1.items.size(), 2u);
+  EXPECT_TRUE(p1.has_more);
+  q.after_value = p1.items.back().value;  // ("0200", "c")
+  q.after_id = p1.items.back().doc.id;
+  auto p2 = this->store_->ListByKey("things", q);
+  ASSERT_EQ(p2.items.size(), 2u);
+  EXPECT_EQ(p2.items[0].doc.id, "d");
+  EXPECT_EQ(p2.items[1].doc.id, "e");
 }
 
-TEST(SqliteStoreTest, UndeclaredCollectionIsAProgrammerError) {
-  SqliteFactory f;
-  auto s = f.Make();
-  EXPECT_THROW((void)s->Get("nope", "a"), StorageError);
+TYPED_TEST_P(DocumentStoreConformance, ListByKeyFollowsReplacesAndDeletes) {
+  ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1", {{"due_at", "0100"}})).ok());
+  ASSERT_TRUE(this->store_->Insert("things", Doc("b", "1", {{"due_at", "0200"}})).ok());
+  KeyRangeQuery q;
+  q.key = "due_at";
+  q.at_most = "0150";
+  ASSERT_EQ(this->store_->ListByKey("things", q).items.size(), 1u);
+  // Moved later: no longer due. The other moved earlier: due.
+  ASSERT_TRUE(this->store_->Replace("things", Doc("a", "2", {{"due_at", "0900"}}), 1).ok());
+  ASSERT_TRUE(this->store_->Replace("things", Doc("b", "2", {{"due_at", "0050"}}), 1).ok());
+  auto due = this->store_->ListByKey("things", q);
+  ASSERT_EQ(due.items.size(), 1u);
+  EXPECT_EQ(due.items[0].doc.id, "b");
+  EXPECT_EQ(due.items[0].doc.body, "2");
+  // Without the key: out of the index. Deleted: gone.
+  ASSERT_TRUE(this->store_->Replace("things", Doc("b", "3"), 2).ok());
+  EXPECT_TRUE(this->store_->ListByKey("things", q).items.empty());
+  ASSERT_TRUE(this->store_->Delete("things", "a", 2).ok());
+  q.at_most.reset();
+  EXPECT_TRUE(this->store_->ListByKey("things", q).items.empty());
+  // Sortable times sort as times.
+  EXPECT_LT(SortableTime(999), SortableTime(1000));
+  EXPECT_EQ(ParseSortableTime(SortableTime(1'764'547'200'000'000)), 1'764'547'200'000'000);
+  EXPECT_FALSE(ParseSortableTime("12").has_value());
 }
 
-}  // namespace
-}  // namespace caas::storage
+REGISTER_TYPED_TEST_SUITE_P(DocumentStoreConformance,
+                            InsertThenGet,
+                            DuplicateIdIsRefusedAndChangesNothing,
+                            UniqueKeysAreUniqueAndAtomicWithTheDocument,
+                            ReplaceIsConditionalOnTheVersion,
+                            DeleteIsConditional,
+                            ListPagesInIdOrderWithACursor,
+                            ConcurrentCompareAndSetLosesNoUpdate,
+                            ListByKeyIsOrderedByValueThenIdWithABoundAndACursor,
+                            ListByKeyFollowsReplacesAndDeletes);
+
+}  // namespace caas::storage::conformance

@@ -1,0 +1,22 @@
+#include "storage/document_store.h"
+
+#include <charconv>
+#include <cstdio>
+
+namespace caas::storage {
+
+std::string SortableTime(int64_t micros) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%020lld", static_cast<long long>(micros < 0 ? 0 : micros));
+  return buf;
+}
+
+std::optional<int64_t> ParseSortableTime(std::string_view text) {
+  if (text.size() != 20) return std::nullopt;
+  int64_t v = 0;
+  auto r = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (r.ec != std::errc() || r.ptr != text.data() + text.size()) return std::nullopt;
+  return v;
+}
+
+}  // namespace caas::storage
