@@ -1,5 +1,7 @@
 #include "app/app.h"
 
+#include <unistd.h>
+
 #include <boost/json.hpp>
 #include <filesystem>
 
@@ -10,9 +12,12 @@
 namespace caas::app {
 
 std::vector<storage::CollectionSpec> AllCollections() {
-  return {tenants::TenantsCollectionSpec(), tenants::ApiKeysCollectionSpec(),
-          http::IdempotencyCollectionSpec(), events::BillingEventsCollectionSpec(),
-          subscriptions::SubscriptionsCollectionSpec()};
+  return {tenants::TenantsCollectionSpec(),
+          tenants::ApiKeysCollectionSpec(),
+          http::IdempotencyCollectionSpec(),
+          events::BillingEventsCollectionSpec(),
+          subscriptions::SubscriptionsCollectionSpec(),
+          jobs::JobsCollectionSpec()};
 }
 
 std::string StoreUrl(const Config& config) {
@@ -67,17 +72,28 @@ App::App(const Config& config, bool migrate, bool metering) {
     if (!c) throw std::runtime_error(c.error().field + ": " + c.error().message);
     catalog_ = std::make_unique<catalog::Catalog>(std::move(*c));
   }
-  subscriptions_ = std::make_unique<subscriptions::SubscriptionService>(
-      *store_, *clock_, *ids_, *catalog_,
-      [this](const std::string& type, const std::string& tenant, boost::json::object data,
-             Instant at, const std::string& dedupe) {
-        billing_events_->Record(type, tenant, std::move(data), at, dedupe);
-      });
+  subscriptions_ =
+      std::make_unique<subscriptions::SubscriptionService>(*store_, *clock_, *ids_, *catalog_);
   subscriptions_->SetTenantLookup([this](std::string_view tenant) -> std::optional<Instant> {
     auto t = tenants_->Get(tenant);
     if (!t) return std::nullopt;
     return t->created_at;
   });
+  // One scheduler for everything that happens later. Modules register
+  // their job handlers on jobs_ and their due sources here.
+  jobs_ = std::make_unique<jobs::JobQueue>(*store_, *clock_, *ids_,
+                                           "pid-" + std::to_string(::getpid()));
+  idempotency_ = std::make_unique<http::Idempotency>(*store_, *clock_, *ids_);
+  scheduler_ = std::make_unique<jobs::Scheduler>(*clock_);
+  scheduler_->Add(jobs::Scheduler::Source{"jobs", [this] { return jobs_->NextDue(); },
+                                          [this](Instant until) { return jobs_->RunOne(until); }});
+  subscriptions_->RegisterWith(*scheduler_);
+  scheduler_->Add(jobs::Scheduler::Source{
+      "idempotency.expiry", [this] { return idempotency_->NextExpiry(); },
+      [this](Instant until) { return idempotency_->DeleteExpired(until, 100) > 0; }});
+  // A change may bring the next due instant closer (a trial started now).
+  subscriptions_->AddObserver(
+      [this](const subscriptions::TenantSubscriptions&) { scheduler_->Wake(); });
   if (!metering) return;
   metering::MeteringOptions options;
   options.dir = data_dir_->event_log_path();

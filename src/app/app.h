@@ -10,6 +10,9 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "events/billing_events.h"
+#include "http/idempotency.h"
+#include "jobs/queue.h"
+#include "jobs/scheduler.h"
 #include "metering/metering.h"
 #include "storage/document_store.h"
 #include "subscriptions/subscriptions.h"
@@ -68,6 +71,12 @@ class App {
   events::BillingEventRecorder& billing_events() { return *billing_events_; }
   metering::MeteringEngine& metering() { return *metering_; }
   subscriptions::SubscriptionService& subscriptions() { return *subscriptions_; }
+  jobs::JobQueue& jobs() { return *jobs_; }
+  // Runs everything that falls due: jobs, subscription transitions, outbox
+  // relays, the expiry of idempotency records. The server starts its
+  // workers on the system clock; on a manual clock POST /v1/clock/advance
+  // drives it.
+  jobs::Scheduler& scheduler() { return *scheduler_; }
   const catalog::Catalog& catalog() const { return *catalog_; }
   // Non-null when the clock is manual.
   ManualClock* manual_clock() { return manual_clock_; }
@@ -82,8 +91,11 @@ class App {
   std::unique_ptr<events::BillingEventRecorder> billing_events_;
   std::unique_ptr<catalog::Catalog> catalog_;
   std::unique_ptr<subscriptions::SubscriptionService> subscriptions_;
+  std::unique_ptr<jobs::JobQueue> jobs_;
+  std::unique_ptr<http::Idempotency> idempotency_;  // for the expiry of records
   ManualClock* manual_clock_ = nullptr;
-  std::unique_ptr<metering::MeteringEngine> metering_;  // destroyed first
+  std::unique_ptr<metering::MeteringEngine> metering_;
+  std::unique_ptr<jobs::Scheduler> scheduler_;  // destroyed first: its workers use the rest
 };
 
 }  // namespace caas::app

@@ -3,6 +3,8 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/json.hpp>
+#include <iostream>
 #include <optional>
 #include <stdexcept>
 
@@ -84,6 +86,45 @@ ClientResponse ApiClient::Send(const std::string& method, const std::string& tar
       }
     }
   }
+}
+
+std::optional<boost::json::object> CallJson(const ClientTarget& target, const std::string& method,
+                                            const std::string& path, const std::string& body,
+                                            int* exit_code) {
+  auto client = ApiClient::Create(target.url, target.key);
+  if (!client) {
+    std::cerr << "caas-billing: " << client.error().field << " " << client.error().message << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  ClientResponse r;
+  try {
+    r = (*client)->Send(method, path, body.empty() ? "" : "application/json", body);
+  } catch (const std::exception& e) {
+    std::cerr << "caas-billing: " << e.what() << "\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  if (r.status != 200) {
+    std::cerr << "caas-billing: the server answered " << r.status << ": " << r.body << "\n";
+    *exit_code = r.status == 409 ? 1 : 2;
+    return std::nullopt;
+  }
+  boost::json::error_code ec;
+  boost::json::value v = boost::json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    std::cerr << "caas-billing: the server's answer is not a JSON object\n";
+    *exit_code = 2;
+    return std::nullopt;
+  }
+  *exit_code = 0;
+  return std::move(v.as_object());
+}
+
+std::string JsonText(const boost::json::value& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return std::string(v.as_string());
+  return boost::json::serialize(v);
 }
 
 }  // namespace caas::app

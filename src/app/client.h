@@ -2,7 +2,10 @@
 // (ingest, usage): keep-alive, one reconnect on a dropped connection.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.h"
@@ -30,5 +33,22 @@ class ApiClient {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Where a CLI command sends its requests.
+struct ClientTarget {
+  std::string url;
+  std::string key;
+};
+
+// Sends one request with a JSON body (or none). On a 200 answer returns it
+// parsed and sets *exit_code to 0; otherwise prints the problem to stderr and
+// sets *exit_code: 1 for a 409 (the state forbids it), 2 for anything else.
+std::optional<boost::json::object> CallJson(const ClientTarget& target, const std::string& method,
+                                            const std::string& path, const std::string& body,
+                                            int* exit_code);
+
+// A JSON value as text for the CLI's tables: strings as they are, null as
+// "-", anything else serialized.
+std::string JsonText(const boost::json::value& v);
 
 }  // namespace caas::app

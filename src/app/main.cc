@@ -9,6 +9,7 @@
 #include "app/catalog_cli.h"
 #include "app/config.h"
 #include "app/doctor_cli.h"
+#include "app/jobs_cli.h"
 #include "app/metering_cli.h"
 #include "app/subscriptions_cli.h"
 #include "core/log.h"
@@ -52,7 +53,8 @@ int Serve(const Config& config) {
   auto listen = ParseListen(config.listen);
   http::Services services{app.store(),           app.clock(),          app.ids(),
                           app.tenants(),         app.keys(),           &app.metering(),
-                          &app.billing_events(), &app.subscriptions(), app.manual_clock()};
+                          &app.billing_events(), &app.subscriptions(), &app.jobs(),
+                          &app.scheduler(),      app.manual_clock()};
   http::Api api(services);
   http::ServerOptions opts;
   opts.host = listen->first;
@@ -92,29 +94,12 @@ int Serve(const Config& config) {
        {"clock", config.clock},
        {"threads", static_cast<int64_t>(config.threads)},
        {"version", CAAS_BILLING_VERSION}});
-  // On the system clock, a scheduler pass every second runs what fell due
-  // (trial reminders and ends, period ends). A manual clock runs them in
-  // POST /v1/clock/advance instead.
-  std::atomic<bool> stopping{false};
-  std::thread scheduler;
-  if (!app.manual_clock()) {
-    scheduler = std::thread([&] {
-      while (!stopping.load()) {
-        try {
-          auto r = app.subscriptions().RunDue(app.clock().Now(), nullptr);
-          if (!r) Log(LogLevel::kError, "scheduler_failed", {{"error", r.error().message}});
-        } catch (const std::exception& e) {
-          Log(LogLevel::kError, "scheduler_failed", {{"error", std::string_view(e.what())}});
-        }
-        for (int i = 0; i < 10 && !stopping.load(); ++i) {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        }
-      }
-    });
-  }
+  // On the system clock, the scheduler's workers run what falls due (trial
+  // reminders and ends, period ends, outbox relays, jobs). A manual clock
+  // runs them in POST /v1/clock/advance instead.
+  if (!app.manual_clock()) app.scheduler().Start(2);
   server.Run();
-  stopping = true;
-  if (scheduler.joinable()) scheduler.join();
+  app.scheduler().Stop();
   Log(LogLevel::kInfo, "stopped");
   return 0;
 }
@@ -228,7 +213,22 @@ int Main(int argc, char** argv) {
   auto* s_cancel = subs_cmd->add_subcommand("cancel", "cancel at period end (or --now)");
   s_cancel->add_option("tenant", s_tenant, "tenant id")->required();
   s_cancel->add_flag("--now", s_now, "cancel now, with a proration credit");
-  for (auto* cmd : {p_migrate, s_show, s_change, s_cancel}) {
+  auto* jobs_cmd = cli.add_subcommand("jobs", "the durable job queue (on a running server)");
+  jobs_cmd->require_subcommand(1);
+  std::string j_state, j_type, j_id;
+  int j_limit = 20;
+  bool j_json = false;
+  auto* j_list = jobs_cmd->add_subcommand("list", "jobs, oldest first");
+  j_list->add_option("--state", j_state, "queued|running|done|dead");
+  j_list->add_option("--type", j_type, "only jobs of this type");
+  j_list->add_option("--limit", j_limit, "at most this many (default 20)")
+      ->check(CLI::Range(1, 100000));
+  j_list->add_flag("--json", j_json, "one JSON object per line");
+  auto* j_show = jobs_cmd->add_subcommand("show", "one job, as JSON");
+  j_show->add_option("id", j_id, "job id (job_…)")->required();
+  auto* j_retry = jobs_cmd->add_subcommand("retry", "put a dead job back in the queue, now");
+  j_retry->add_option("id", j_id, "job id (job_…)")->required();
+  for (auto* cmd : {p_migrate, s_show, s_change, s_cancel, j_list, j_show, j_retry}) {
     cmd->add_option("--url", client_url, "server URL [env CAAS_BILLING_URL]");
     cmd->add_option("--key", client_key, "API key [env CAAS_BILLING_API_KEY]");
   }
@@ -256,7 +256,7 @@ int Main(int argc, char** argv) {
 
   // Commands that talk to a running server: --url/--key, else the
   // environment, else the configured listen address.
-  if (*p_migrate || *subs_cmd || *ingest || *usage) {
+  if (*p_migrate || *subs_cmd || *jobs_cmd || *ingest || *usage) {
     const auto env = ProcessEnvironment();
     auto from_env = [&env](const char* name) {
       auto it = env.find(name);
@@ -265,6 +265,12 @@ int Main(int argc, char** argv) {
     if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
     if (client_url.empty()) client_url = "http://" + config->listen;
     if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
+  }
+  if (*jobs_cmd) {
+    const ClientTarget target{client_url, client_key};
+    if (*j_list) return RunJobsList(target, j_state, j_type, j_limit, j_json);
+    if (*j_show) return RunJobsShow(target, j_id);
+    return RunJobsRetry(target, j_id);
   }
   if (*p_migrate || *subs_cmd) {
     const ClientTarget target{client_url, client_key};
@@ -308,7 +314,7 @@ int Main(int argc, char** argv) {
     }
     if (*migrate) {
       App app(*config, /*migrate=*/true);
-      std::cout << app.store().Describe() << ": up to date\n";
+      std::cout << "schema version " << app.store().SchemaVersion() << " (latest)\n";
       return 0;
     }
     App app(*config, /*migrate=*/true);

@@ -5,12 +5,9 @@
 #include <optional>
 #include <string>
 
-namespace caas::app {
+#include "app/client.h"
 
-struct ClientTarget {
-  std::string url;
-  std::string key;
-};
+namespace caas::app {
 
 int RunSubscriptionShow(const ClientTarget& c, const std::string& tenant, bool json);
 int RunSubscriptionChange(const ClientTarget& c, const std::string& tenant, const std::string& plan,

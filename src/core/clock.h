@@ -32,8 +32,8 @@ class ManualClock final : public Clock {
   void Advance(Micros d);
 
  private:
-  mutable std::mutex mu_;
-  Instant now_;  // guarded by mu_
+  mutable std::mutex mu_;  // guards now_
+  Instant now_;            // guarded by mu_
 };
 
 }  // namespace caas

@@ -34,7 +34,7 @@ class IdGenerator {
 
  private:
   const Clock& clock_;
-  std::mutex mu_;
+  std::mutex mu_;                        // guards last_ms_, last_rand_
   uint64_t last_ms_ = 0;                 // guarded by mu_
   std::array<uint8_t, 10> last_rand_{};  // guarded by mu_
 };

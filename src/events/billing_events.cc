@@ -27,6 +27,43 @@ json::object BillingEventToJson(const BillingEvent& e) {
                       {"data", e.data}};
 }
 
+std::optional<BillingEvent> BillingEventFromJson(const json::value& v) {
+  if (!v.is_object()) return std::nullopt;
+  const json::object& o = v.as_object();
+  auto str = [&](std::string_view k) -> std::optional<std::string> {
+    const json::value* x = o.if_contains(k);
+    if (!x || !x->is_string()) return std::nullopt;
+    return std::string(x->as_string());
+  };
+  auto id = str("id"), type = str("type"), tenant = str("tenant"), at = str("occurred_at");
+  const json::value* data = o.if_contains("data");
+  if (!id || !type || !tenant || !at || !data || !data->is_object()) return std::nullopt;
+  auto occurred = ParseRfc3339(*at);
+  if (!occurred) return std::nullopt;
+  BillingEvent e;
+  e.id = *id;
+  e.type = *type;
+  e.tenant = *tenant;
+  e.occurred_at = *occurred;
+  if (auto rec = str("recorded_at")) {
+    if (auto r = ParseRfc3339(*rec)) e.recorded_at = *r;
+  }
+  e.data = data->as_object();
+  return e;
+}
+
+void PublishBillingEvent(storage::DocumentStore& store, const Clock& clock, BillingEvent e) {
+  e.recorded_at = clock.Now();
+  storage::Document doc;
+  doc.id = e.id;
+  doc.body = json::serialize(BillingEventToJson(e));
+  doc.keys = {{"tenant", e.tenant}, {"dedupe", e.id}};
+  Status s = store.Insert("billing_events", doc);
+  if (!s && s.error().code != ErrorCode::kAlreadyExists) {
+    throw storage::StorageError("billing event " + e.id + ": " + s.error().message, true);
+  }
+}
+
 BillingEventRecorder::BillingEventRecorder(storage::DocumentStore& store, const Clock& clock,
                                            IdGenerator& ids)
     : store_(store), clock_(clock), ids_(ids), worker_([this] { Run(); }) {}
@@ -100,7 +137,9 @@ void BillingEventRecorder::Store(const Pending& p) {
       // shutdown past its grace period.
       if (stopping || (attempt >= 3 && !IsRetryable(err))) {
         Log(LogLevel::kError, "billing_event_dropped",
-            {{"type", p.event.type}, {"tenant", p.event.tenant}, {"error", std::string_view(err.what())}});
+            {{"type", p.event.type},
+             {"tenant", p.event.tenant},
+             {"error", std::string_view(err.what())}});
         return;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50 << std::min(attempt, 6)));
@@ -108,29 +147,29 @@ void BillingEventRecorder::Store(const Pending& p) {
   }
 }
 
-BillingEventRecorder::ListPage BillingEventRecorder::List(std::string_view tenant,
-                                                          std::string_view starting_after,
-                                                          int limit) {
+BillingEventPage ListBillingEvents(storage::DocumentStore& store, std::string_view tenant,
+                                   std::string_view starting_after, int limit) {
   storage::ListQuery q;
   q.where_key = "tenant";
   q.where_value = std::string(tenant);
   q.starting_after = std::string(starting_after);
   q.limit = limit;
-  storage::Page page = store_.List("billing_events", q);
-  ListPage out;
+  storage::Page page = store.List("billing_events", q);
+  BillingEventPage out;
   out.has_more = page.has_more;
   for (const auto& doc : page.items) {
-    json::object o = json::parse(doc.body).as_object();
-    BillingEvent e;
-    e.id = json::value_to<std::string>(o.at("id"));
-    e.type = json::value_to<std::string>(o.at("type"));
-    e.tenant = json::value_to<std::string>(o.at("tenant"));
-    e.occurred_at = ParseRfc3339(json::value_to<std::string>(o.at("occurred_at"))).value();
-    e.recorded_at = ParseRfc3339(json::value_to<std::string>(o.at("recorded_at"))).value();
-    e.data = o.at("data").as_object();
-    out.items.push_back(std::move(e));
+    json::error_code ec;
+    json::value v = json::parse(doc.body, ec);
+    auto e = ec ? std::nullopt : BillingEventFromJson(v);
+    if (!e) throw storage::CorruptDocument("billing_events", doc.id, "not a billing event");
+    out.items.push_back(std::move(*e));
   }
   return out;
+}
+
+BillingEventPage BillingEventRecorder::List(std::string_view tenant,
+                                            std::string_view starting_after, int limit) {
+  return ListBillingEvents(store_, tenant, starting_after, limit);
 }
 
 }  // namespace caas::events

@@ -1,18 +1,24 @@
 // Billing events: the record of everything billing-relevant that happened
-// (usage thresholds crossed, later subscription changes, invoices, payments).
-// Stored in the document store now; the Kafka issue publishes them.
+// (usage thresholds crossed, subscription changes, later invoices and
+// payments), in the collection "billing_events"; the Kafka issue publishes
+// them from there.
 //
-// Recording is asynchronous (a queue drained by one thread) so that hot paths
-// such as the metering flusher never wait for a store write, and idempotent:
-// each event carries a dedupe key held unique by the store, so an event
-// recorded twice (for example re-detected when the metering log is replayed
-// after a restart) is stored once.
+// Two ways in, both exactly once:
+// - an aggregate writes its events into its own document's outbox, in the
+//   same atomic write as the change; a relay publishes them by id
+//   (PublishBillingEvent) and then removes them from the outbox. A crash in
+//   between publishes them again, and the id makes that a no-op;
+// - metering records usage thresholds through BillingEventRecorder, a queue
+//   drained by one thread (the flusher never waits for the store). The event
+//   log is their outbox: a replay after a crash detects every crossing again,
+//   and the dedupe key makes the second recording a no-op.
 #pragma once
 
 #include <boost/json/object.hpp>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,6 +40,21 @@ struct BillingEvent {
 };
 
 boost::json::object BillingEventToJson(const BillingEvent& e);
+// The inverse; nullopt when the JSON is not a billing event.
+std::optional<BillingEvent> BillingEventFromJson(const boost::json::value& v);
+
+// Publishes an event written in an aggregate's outbox: stored once, by its id
+// (an event already there is skipped, so a relay may run twice). Throws
+// StorageError.
+void PublishBillingEvent(storage::DocumentStore& store, const Clock& clock, BillingEvent e);
+
+// A tenant's events in id order (the order they were announced in).
+struct BillingEventPage {
+  std::vector<BillingEvent> items;
+  bool has_more = false;
+};
+BillingEventPage ListBillingEvents(storage::DocumentStore& store, std::string_view tenant,
+                                   std::string_view starting_after, int limit);
 
 class BillingEventRecorder {
  public:
@@ -47,11 +68,7 @@ class BillingEventRecorder {
   // Waits until everything queued so far is stored.
   void Flush();
 
-  struct ListPage {
-    std::vector<BillingEvent> items;
-    bool has_more = false;
-  };
-  ListPage List(std::string_view tenant, std::string_view starting_after, int limit);
+  BillingEventPage List(std::string_view tenant, std::string_view starting_after, int limit);
 
  private:
   struct Pending {
@@ -64,7 +81,7 @@ class BillingEventRecorder {
   storage::DocumentStore& store_;
   const Clock& clock_;
   IdGenerator& ids_;
-  std::mutex mu_;
+  std::mutex mu_;  // guards queue_, busy_, stop_
   std::condition_variable cv_;
   std::condition_variable idle_cv_;
   std::deque<Pending> queue_;

@@ -1,5 +1,6 @@
 #include "http/api.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
 
@@ -95,6 +96,7 @@ Api::Api(Services services) : s_(services), idempotency_(s_.store, s_.clock, s_.
   AddTenantRoutes(*this, s_);
   AddMeteringRoutes(*this, s_);
   AddSubscriptionRoutes(*this, s_);
+  AddJobRoutes(*this, s_);
   unmatched_metric_ = metrics_.RegisterRoute("*", "unmatched");
 }
 
@@ -281,8 +283,8 @@ Response JsonResponse(int status, const json::value& body) {
   return r;
 }
 
-std::optional<Response> ReadPageParams(const Request& req, std::string_view prefix,
-                                       PageParams* out) {
+std::optional<Response> ReadPageParams(const Request& req, std::string_view prefix, PageParams* out,
+                                       std::initializer_list<std::string_view> also) {
   if (const std::string* l = req.Query("limit")) {
     int v = 0;
     bool ok = !l->empty() && l->size() <= 3;
@@ -301,7 +303,8 @@ std::optional<Response> ReadPageParams(const Request& req, std::string_view pref
     out->starting_after = *s;
   }
   for (const auto& [k, v] : req.query) {
-    if (k != "limit" && k != "starting_after") {
+    if (k != "limit" && k != "starting_after" &&
+        std::find(also.begin(), also.end(), k) == also.end()) {
       return ProblemFromError(Error::Invalid(k, "is not a known query parameter"));
     }
   }

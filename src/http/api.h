@@ -28,6 +28,10 @@ class BillingEventRecorder;
 namespace caas::subscriptions {
 class SubscriptionService;
 }
+namespace caas::jobs {
+class JobQueue;
+class Scheduler;
+}  // namespace caas::jobs
 
 namespace caas::http {
 
@@ -61,6 +65,8 @@ struct Services {
   metering::MeteringEngine* metering = nullptr;                 // not needed to list routes
   events::BillingEventRecorder* billing_events = nullptr;       // idem
   subscriptions::SubscriptionService* subscriptions = nullptr;  // idem
+  jobs::JobQueue* jobs = nullptr;                               // idem
+  jobs::Scheduler* scheduler = nullptr;                         // idem
   ManualClock* manual_clock = nullptr;  // set when the server runs on a manual clock
 };
 
@@ -112,17 +118,19 @@ class Api {
 // Helpers for route files.
 Response JsonResponse(int status, const boost::json::value& body);
 // Reads `limit` (1..100, default 10) and `starting_after` (an id with
-// `prefix`); on bad input returns a problem.
+// `prefix`); on bad input returns a problem. Query parameters other than
+// these and `also` are refused.
 struct PageParams {
   int limit = 10;
   std::string starting_after;
 };
-std::optional<Response> ReadPageParams(const Request& req, std::string_view prefix,
-                                       PageParams* out);
+std::optional<Response> ReadPageParams(const Request& req, std::string_view prefix, PageParams* out,
+                                       std::initializer_list<std::string_view> also = {});
 
 void AddTenantRoutes(Api& api, Services s);
 void AddMeteringRoutes(Api& api, Services s);
 void AddSubscriptionRoutes(Api& api, Services s);
+void AddJobRoutes(Api& api, Services s);
 
 }  // namespace caas::http
 

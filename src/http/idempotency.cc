@@ -2,20 +2,20 @@
 
 #include <boost/json.hpp>
 
+#include "core/hash.h"
 #include "http/problem.h"
-#include "tenants/api_keys.h"
 
 namespace caas::http {
 namespace json = boost::json;
 
 storage::CollectionSpec IdempotencyCollectionSpec() {
-  return {std::string(kIdempotencyCollection), {}};
+  return {std::string(kIdempotencyCollection), {{"expires_at", false}}};
 }
 
 namespace {
 
 std::string RequestHash(const Request& req) {
-  return tenants::HashKey(req.method + " " + req.path + "\n" + req.body);
+  return Sha256Hex(req.method + " " + req.path + "\n" + req.body);
 }
 
 std::string Str(const json::object& o, std::string_view k) {
@@ -47,8 +47,7 @@ Idempotency::Outcome Idempotency::Begin(std::string_view scope, std::string_view
       return out;
     }
   }
-  const std::string record_id =
-      "idk_" + tenants::HashKey(std::string(scope) + "\n" + std::string(key));
+  const std::string record_id = "idk_" + Sha256Hex(std::string(scope) + "\n" + std::string(key));
   const std::string hash = RequestHash(req);
   const Instant now = clock_.Now();
   const auto wall = std::chrono::system_clock::now();
@@ -102,6 +101,10 @@ Idempotency::Outcome Idempotency::Begin(std::string_view scope, std::string_view
     rec["locked_unix"] = wall_s;
     rec["created_at"] = FormatRfc3339(now);
     storage::Document doc{record_id, 0, json::serialize(rec), {}};
+    const Instant expires = now + kRetention;
+    doc.keys["expires_at"] = storage::SortableTime(expires.time_since_epoch().count());
+    rec["expires_at"] = FormatRfc3339(expires);
+    doc.body = json::serialize(rec);
     if (existing) {
       auto v = store_.Replace(kIdempotencyCollection, doc, existing->version);
       if (v) {
@@ -143,7 +146,26 @@ void Idempotency::Finish(const Claim& claim, const Response& res) {
     rec["body"] = res.body;
   }
   storage::Document doc{claim.record_id, 0, json::serialize(rec), {}};
+  if (const auto* e = rec.if_contains("expires_at"); e && e->is_string()) {
+    if (auto t = ParseRfc3339(std::string_view(e->as_string()))) {
+      doc.keys["expires_at"] = storage::SortableTime(t->time_since_epoch().count());
+    }
+  }
   (void)store_.Replace(kIdempotencyCollection, doc, claim.version);
+}
+
+std::optional<Instant> Idempotency::NextExpiry() {
+  return storage::EarliestTime(store_, kIdempotencyCollection, "expires_at");
+}
+
+int Idempotency::DeleteExpired(Instant until, int max) {
+  int deleted = 0;
+  for (const auto& k :
+       storage::DueBy(store_, kIdempotencyCollection, "expires_at", until, max).items) {
+    // A record taken over meanwhile has a new version: left for its new expiry.
+    if (store_.Delete(kIdempotencyCollection, k.doc.id, k.doc.version)) ++deleted;
+  }
+  return deleted;
 }
 
 }  // namespace caas::http

@@ -48,6 +48,13 @@ class Idempotency {
   };
 
   Outcome Begin(std::string_view scope, std::string_view key, const Request& req);
+
+  // Records past their retention: the earliest expiry, and a removal of up to
+  // `max` of those expired by `until` (the scheduler drives both). A record's
+  // retention runs on the service's Clock (simulated time moves it too);
+  // leases run on the wall clock.
+  std::optional<Instant> NextExpiry();
+  int DeleteExpired(Instant until, int max);
   // Stores the answer (or, for a 5xx, releases the key so a retry can run).
   // A claim taken over by another request meanwhile is left alone.
   void Finish(const Claim& claim, const Response& res);

@@ -9,6 +9,7 @@
 #include "http/problem.h"
 #include "http/subscription_json.h"
 #include "metering/metering.h"
+#include "subscriptions/subscriptions.h"
 
 namespace caas::http {
 namespace json = boost::json;
@@ -161,8 +162,7 @@ void AddMeteringRoutes(Api& api, Services s) {
         if (!ctx.request.Header("ce-specversion").empty()) {
           // Binary content mode: one event, attributes in ce-* headers.
           std::vector<metering::ParsedEvent> one;
-          one.push_back(
-              metering::ParseBinaryEvent(ctx.request.headers, ctx.request.body, options));
+          one.push_back(metering::ParseBinaryEvent(ctx.request.headers, ctx.request.body, options));
           auto ingested = s.metering->Ingest(one);
           if (!ingested) return ProblemFromError(ingested.error());
           return SingleAnswer(*ingested);
@@ -275,7 +275,8 @@ void AddMeteringRoutes(Api& api, Services s) {
               subject = std::string(v.as_string());
             }
           } else {
-            errors.push_back(Error::Invalid(std::string(TruncateUtf8(k, 64)), "is not a known field"));
+            errors.push_back(
+                Error::Invalid(std::string(TruncateUtf8(k, 64)), "is not a known field"));
           }
         }
         if (tenant.empty() && errors.empty())
@@ -423,7 +424,10 @@ void AddMeteringRoutes(Api& api, Services s) {
     if (auto problem = ReadPageParams(ctx.request, "bev", &page)) {
       return std::move(*problem);
     }
-    s.billing_events->Flush();  // read your writes: what was announced is listed
+    // Read your writes: what was announced is listed (the metering recorder's
+    // queue, and an outbox a crash left for the scheduler).
+    s.billing_events->Flush();
+    if (s.subscriptions) (void)s.subscriptions->RelayOutbox(id);
     auto p = s.billing_events->List(id, page.starting_after, page.limit);
     json::array data;
     for (const auto& e : p.items) data.push_back(events::BillingEventToJson(e));

@@ -148,7 +148,7 @@ class DedupeIndex {
   void RequestTable(Shard& s);
   void StartPrefaulter();
   void PrefaultLoop();
-  mutable std::mutex pool_mu_;
+  mutable std::mutex pool_mu_;  // guards ready_, table_requests_, ready_tables_
   std::condition_variable pool_cv_;
   std::vector<Chunk> ready_;                   // guarded by pool_mu_
   std::vector<size_t> table_requests_;         // guarded by pool_mu_

@@ -66,18 +66,20 @@ class MappedFile {
         throw std::system_error(e, std::generic_category(), "mmap " + path);
       }
       ::madvise(p, size_, MADV_SEQUENTIAL);
+      map_ = p;
       data_ = static_cast<const char*>(p);
     }
     ::close(fd);
   }
   ~MappedFile() {
-    if (data_) ::munmap(const_cast<char*>(data_), size_);
+    if (map_) ::munmap(map_, size_);
   }
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
   std::string_view view() const { return {data_ ? data_ : "", size_}; }
 
  private:
+  void* map_ = nullptr;  // what mmap returned (munmap takes it back)
   const char* data_ = nullptr;
   size_t size_ = 0;
 };
@@ -544,12 +546,16 @@ EventLog::Report EventLog::Verify(const std::string& dir) {
         Damage{"", 0, "the event log directory " + dir + " is missing", 0, false});
     return report;
   }
-  std::optional<Manifest> manifest;
-  try {
-    manifest = ReadManifest(dir);
-  } catch (const LogCorruption& e) {
-    report.damage.push_back(Damage{kManifest, 0, e.what(), 0, false});
-  }
+  // Read through a lambda so the optional is initialized once (GCC's
+  // -Wmaybe-uninitialized misreads an assignment inside try at -O1).
+  const std::optional<Manifest> manifest = [&]() -> std::optional<Manifest> {
+    try {
+      return ReadManifest(dir);
+    } catch (const LogCorruption& e) {
+      report.damage.push_back(Damage{kManifest, 0, e.what(), 0, false});
+      return std::nullopt;
+    }
+  }();
   const std::vector<uint64_t> starts = ListSegments(dir);
   if (manifest) {
     if (starts.empty() || starts.front() != manifest->first) {

@@ -128,8 +128,8 @@ class EventLog {
   uint64_t first_lsn_ = 0;  // start of the first segment
   int write_fd_ = -1;
   uint64_t write_segment_start_ = 0;
-  bool write_legacy_ = true;  // the last segment cannot take groups: start a new one
-  mutable std::mutex segments_mu_;
+  bool write_legacy_ = true;              // the last segment cannot take groups: start a new one
+  mutable std::mutex segments_mu_;        // guards segments_
   std::map<uint64_t, Segment> segments_;  // by start LSN; guarded by segments_mu_
 };
 

@@ -141,7 +141,7 @@ class MeteringEngine {
  private:
   struct TenantState {
     explicit TenantState(std::string id) : usage(std::move(id)) {}
-    std::mutex mu;
+    std::mutex mu;      // guards usage, and the writes to quota
     TenantUsage usage;  // guarded by mu
     QuotaView quota;    // written under mu, read lock-free
   };

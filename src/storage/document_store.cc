@@ -19,4 +19,25 @@ std::optional<int64_t> ParseSortableTime(std::string_view text) {
   return v;
 }
 
+std::optional<Instant> EarliestTime(DocumentStore& store, std::string_view collection,
+                                    const std::string& key) {
+  KeyRangeQuery q;
+  q.key = key;
+  q.limit = 1;
+  auto page = store.ListByKey(collection, q);
+  if (page.items.empty()) return std::nullopt;
+  auto us = ParseSortableTime(page.items.front().value);
+  if (!us) return std::nullopt;
+  return Instant(Micros(*us));
+}
+
+KeyedPage DueBy(DocumentStore& store, std::string_view collection, const std::string& key,
+                Instant until, int limit) {
+  KeyRangeQuery q;
+  q.key = key;
+  q.at_most = SortableTime(until.time_since_epoch().count());
+  q.limit = limit;
+  return store.ListByKey(collection, q);
+}
+
 }  // namespace caas::storage

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "core/time.h"
 
 namespace caas::storage {
 
@@ -148,10 +149,19 @@ class DocumentStore {
   virtual std::vector<std::string> Migrate() = 0;
   // True when Migrate() has nothing left to do.
   virtual bool IsMigrated() = 0;
+  // The number of the last migration applied (0: none).
+  virtual int SchemaVersion() = 0;
   // What the store's own integrity check finds wrong (empty: nothing).
   virtual std::vector<std::string> IntegrityCheck() = 0;
   // A word for logs and `doctor`: "sqlite:/path/billing.db".
   virtual std::string Describe() const = 0;
 };
+
+// Helpers for due work on a declared key holding SortableTime values (the
+// scheduler's sources): the earliest value, and the documents due by `until`.
+std::optional<Instant> EarliestTime(DocumentStore& store, std::string_view collection,
+                                    const std::string& key);
+KeyedPage DueBy(DocumentStore& store, std::string_view collection, const std::string& key,
+                Instant until, int limit);
 
 }  // namespace caas::storage

@@ -292,6 +292,14 @@ TenantSubscriptions DecodeV2(const json::object& o) {
     if (!v.is_bool()) throw Corrupt("feature_overrides." + std::string(k) + ": not a boolean");
     t.feature_overrides[std::string(k)] = v.as_bool();
   }
+  if (const auto* ob = o.if_contains("outbox")) {
+    if (!ob->is_array()) throw Corrupt("outbox: not an array");
+    for (const auto& v : ob->as_array()) {
+      auto e = events::BillingEventFromJson(v);
+      if (!e) throw Corrupt("outbox[]: not a billing event");
+      t.outbox.push_back(std::move(*e));
+    }
+  }
   return t;
 }
 
@@ -410,6 +418,8 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
   }
   json::object features;
   for (const auto& [k, v] : t.feature_overrides) features[k] = v;
+  json::array outbox;
+  for (const auto& e : t.outbox) outbox.push_back(events::BillingEventToJson(e));
   json::object o{{"schema", kSchemaVersion},
                  {"tenant", t.tenant},
                  {"current", SubJson(t.current)},
@@ -421,7 +431,8 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
                  {"payment_method_on_file", t.has_payment_method},
                  {"custom_terms",
                   t.custom_terms ? json::value(CustomJson(*t.custom_terms)) : json::value(nullptr)},
-                 {"feature_overrides", features}};
+                 {"feature_overrides", features},
+                 {"outbox", outbox}};
   return json::serialize(o);
 }
 

@@ -15,6 +15,7 @@
 #include "catalog/timeline.h"
 #include "core/money.h"
 #include "core/time.h"
+#include "events/billing_events.h"
 
 namespace caas::subscriptions {
 
@@ -109,6 +110,9 @@ struct TenantSubscriptions {
   bool has_payment_method = false;  // set by the payments module (or an admin) later
   std::optional<CustomTerms> custom_terms;
   std::map<std::string, bool> feature_overrides;
+  // Billing events written with the change that caused them, waiting for the
+  // relay to publish them (events/billing_events.h).
+  std::vector<events::BillingEvent> outbox;
   int64_t doc_version = 0;
 };
 

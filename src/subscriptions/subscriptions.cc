@@ -22,28 +22,28 @@ std::string Day(Instant t) { return Ts(t).substr(0, 10); }
 
 }  // namespace
 
-// Billing events of one operation: recorded only once its write succeeded
-// (a preview, or a failed write, announces nothing).
+// The billing events of one operation go into the document's outbox, in
+// the operation's own write (a preview, or a failed write, announces
+// nothing).
 struct SubscriptionService::Pending {
-  struct Event {
-    std::string type;
-    json::object data;
-    Instant at;
-    std::string key;
-  };
-  std::vector<Event> events;
-  void Emit(const TenantSubscriptions& t, std::string type, json::object data, Instant at,
+  IdGenerator& ids;
+  void Emit(TenantSubscriptions& t, std::string type, json::object data, Instant at,
             std::string_view actor) {
     data["subscription"] = t.current.id;
     data["actor"] = actor;
-    std::string key = "sub:" + t.tenant + ":" + type + ":" + Ts(at) + ":" +
-                      std::to_string(t.audit.size()) + ":" + t.current.id + ":" +
-                      std::to_string(events.size());
-    events.push_back(Event{std::move(type), std::move(data), at, std::move(key)});
+    events::BillingEvent e;
+    e.id = ids.Next("bev");
+    e.type = std::move(type);
+    e.tenant = t.tenant;
+    e.occurred_at = at;
+    e.data = std::move(data);
+    t.outbox.push_back(std::move(e));
   }
 };
 
-storage::CollectionSpec SubscriptionsCollectionSpec() { return {kCollection, {}}; }
+storage::CollectionSpec SubscriptionsCollectionSpec() {
+  return {kCollection, {{"due_at", false}, {"outbox", false}}};
+}
 
 Period PeriodAt(const Subscription& s, Instant t) {
   Period p = catalog::SchedulePeriodAt(s.schedule, t).period;
@@ -52,9 +52,8 @@ Period PeriodAt(const Subscription& s, Instant t) {
 }
 
 SubscriptionService::SubscriptionService(storage::DocumentStore& store, const Clock& clock,
-                                         IdGenerator& ids, const catalog::Catalog& catalog,
-                                         EventSink events)
-    : store_(store), clock_(clock), ids_(ids), catalog_(catalog), events_(std::move(events)) {}
+                                         IdGenerator& ids, const catalog::Catalog& catalog)
+    : store_(store), clock_(clock), ids_(ids), catalog_(catalog) {}
 
 Instant SubscriptionService::Now() const { return Sec(clock_.Now()); }
 
@@ -101,6 +100,14 @@ caas::Status SubscriptionService::Save(TenantSubscriptions& t, bool is_new) {
   storage::Document doc;
   doc.id = t.tenant;
   doc.body = EncodeDocument(t);
+  // What the scheduler looks for: the next due instant, and an outbox to relay.
+  if (auto due = NextDue(t)) {
+    doc.keys["due_at"] = storage::SortableTime(due->time_since_epoch().count());
+  }
+  if (!t.outbox.empty()) {
+    doc.keys["outbox"] =
+        storage::SortableTime(t.outbox.front().occurred_at.time_since_epoch().count());
+  }
   if (is_new) {
     caas::Status s = store_.Insert(kCollection, doc);
     if (s) t.doc_version = 1;
@@ -124,6 +131,15 @@ void SubscriptionService::Transition(TenantSubscriptions& t, const PlanRef& to_p
                                t.current.status, to_plan, to_status, std::move(reason)});
   t.current.plan = to_plan;
   t.current.status = to_status;
+}
+
+// An audit entry for a change that is not a transition (the plan and state
+// stay), so that every change records who made it.
+void SubscriptionService::Note(TenantSubscriptions& t, std::string_view actor, std::string reason,
+                               Instant at) {
+  t.audit.push_back(AuditEntry{at, std::string(actor), t.current.id, t.current.plan,
+                               t.current.status, t.current.plan, t.current.status,
+                               std::move(reason)});
 }
 
 void SubscriptionService::AddLine(TenantSubscriptions& t, Line line) {
@@ -310,6 +326,7 @@ Result<Effect> SubscriptionService::DoChange(TenantSubscriptions& t, Pending& ev
   if (to.id == cur.plan.id) {
     if (req.billing_anchor) return Error::Invalid("billing_anchor", anchor_reason);
     if (cur.scheduled_plan) {
+      Note(t, actor, "scheduled change to " + cur.scheduled_plan->id + " withdrawn", now);
       cur.scheduled_plan.reset();
       ev.Emit(t, "subscription.downgrade_canceled", json::object{{"plan", to.id}}, now, actor);
       return Effect::kDowngradeCanceled;
@@ -322,6 +339,7 @@ Result<Effect> SubscriptionService::DoChange(TenantSubscriptions& t, Pending& ev
     if (req.billing_anchor) return Error::Invalid("billing_anchor", anchor_reason);
     cur.scheduled_plan = to;
     cur.cancel_at_period_end = false;
+    Note(t, actor, "change to " + target->name + " scheduled at period end", now);
     ev.Emit(t, upgrade ? "subscription.upgrade_scheduled" : "subscription.downgrade_scheduled",
             json::object{{"plan", to.id}, {"at", Ts(cur.period.end)}}, now, actor);
     return upgrade ? Effect::kUpgradeScheduled : Effect::kDowngradeScheduled;
@@ -365,6 +383,7 @@ Result<Effect> SubscriptionService::DoCancel(TenantSubscriptions& t, Pending& ev
     }
     s.cancel_at_period_end = true;
     s.scheduled_plan.reset();
+    Note(t, actor, "cancellation scheduled at period end", now);
     ev.Emit(t, "subscription.cancel_scheduled", json::object{{"at", Ts(s.period.end)}}, now, actor);
     return Effect::kCancelScheduled;
   }
@@ -447,7 +466,7 @@ Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant
   auto t = Load(tenant, created_at, &is_new);
   if (!t) return t.error();
   const Instant now = Now();
-  Pending pending;
+  Pending pending{ids_};
   // Catch up on anything due (a server that was down, or a read before the
   // scheduler's next pass), so answers always describe "now".
   bool changed = is_new;
@@ -459,10 +478,10 @@ Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant
     changed = true;
   }
   const size_t lines_before = t->pending_lines.size();
-  const size_t events_before = pending.events.size();
+  const size_t events_before = t->outbox.size();
   auto effect = op(*t, pending);
   if (!effect) return effect.error();
-  changed = changed || *effect != Effect::kNone || pending.events.size() != events_before;
+  changed = changed || *effect != Effect::kNone || t->outbox.size() != events_before;
   ChangeResult out;
   out.effect = *effect;
   out.lines.assign(t->pending_lines.begin() + static_cast<long>(lines_before),
@@ -475,9 +494,15 @@ Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant
   if (!s) return s.error();
   out.state = std::move(*t);
   lock.unlock();
-  if (events_) {
-    for (auto& e : pending.events)
-      events_(e.type, out.state.tenant, std::move(e.data), e.at, e.key);
+  if (!out.state.outbox.empty()) {
+    // Published now, so a reader sees it; if this fails, the scheduler
+    // relays it later (the document's `outbox` key).
+    try {
+      if (RelayOutbox(out.state.tenant)) out.state.outbox.clear();
+    } catch (const storage::StorageError& e) {
+      Log(LogLevel::kWarn, "outbox_relay_deferred",
+          {{"tenant", out.state.tenant}, {"error", std::string_view(e.what())}});
+    }
   }
   Notify(out.state);
   return out;
@@ -530,6 +555,7 @@ Result<ChangeResult> SubscriptionService::Reactivate(std::string_view tenant, In
                              "no cancellation is scheduled: nothing to reactivate");
         }
         t.current.cancel_at_period_end = false;
+        Note(t, actor, "cancellation at period end withdrawn", Now());
         ev.Emit(t, "subscription.reactivated", json::object{{"plan", t.current.plan.id}}, Now(),
                 actor);
         return Effect::kReactivated;
@@ -559,6 +585,7 @@ Result<ChangeResult> SubscriptionService::SetCustomTerms(std::string_view tenant
         const catalog::Terms after = TermsOf(t, t.current.plan, t.current.status);
         if (!(after.base_fee == before.base_fee)) ChangeFee(t, after, now);
         SyncSegment(catalog_, t, now);
+        Note(t, actor, "custom terms or feature overrides updated", now);
         ev.Emit(t, "subscription.terms_updated", json::object{}, now, actor);
         return Effect::kTermsUpdated;
       },
@@ -573,6 +600,7 @@ Result<ChangeResult> SubscriptionService::SetPaymentMethod(std::string_view tena
       [&](TenantSubscriptions& t, Pending& ev) -> Result<Effect> {
         if (t.has_payment_method == on_file) return Effect::kNone;
         t.has_payment_method = on_file;
+        Note(t, actor, on_file ? "payment method on file" : "payment method removed", Now());
         ev.Emit(t, "subscription.payment_method_updated", json::object{{"on_file", on_file}}, Now(),
                 actor);
         return Effect::kPaymentMethodUpdated;
@@ -724,32 +752,59 @@ Result<int> SubscriptionService::MigratePlan(const std::string& plan,
   return migrated;
 }
 
-Result<int> SubscriptionService::RunDue(Instant until,
-                                        const std::function<void(Instant)>& before_each) {
-  int ran = 0;
-  for (int guard = 0; guard < 1'000'000; ++guard) {
-    // The earliest due instant over every tenant.
-    std::optional<Instant> earliest;
-    std::string who;
-    ForEachTenant([&](const TenantSubscriptions& t) {
-      auto due = NextDue(t);
-      if (due && *due <= until && (!earliest || *due < *earliest)) {
-        earliest = due;
-        who = t.tenant;
-      }
-      return true;
-    });
-    if (!earliest) return ran;
-    if (before_each) before_each(*earliest);
-    if (*earliest > clock_.Now()) return ran;  // not due by the clock (no before_each)
-    // Apply catches up on everything due by the clock, this transition first.
-    auto r = Apply(
-        who, *earliest,
-        [](TenantSubscriptions&, Pending&) -> Result<Effect> { return Effect::kNone; }, true);
-    if (!r) return r.error();
-    ++ran;
+bool SubscriptionService::RelayOutbox(std::string_view tenant) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::lock_guard lock(mu_);
+    auto doc = store_.Get(kCollection, tenant);
+    if (!doc) return doc.error().code == ErrorCode::kNotFound;
+    auto t = DecodeDocument(doc->body, catalog_);
+    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
+    t->doc_version = doc->version;
+    if (t->outbox.empty()) return true;
+    for (const auto& e : t->outbox) events::PublishBillingEvent(store_, clock_, e);
+    t->outbox.clear();
+    caas::Status s = Save(*t, false);
+    if (s) return true;
+    // Changed meanwhile (a new event?): publish again from the new version;
+    // what is already published is skipped by its id. Any other failure is
+    // left for the scheduler's next pass.
+    if (s.error().code != ErrorCode::kConflict) return false;
   }
-  return ran;
+  return false;
+}
+
+void SubscriptionService::RegisterWith(jobs::Scheduler& scheduler) {
+  auto earliest = [this](const char* key) {
+    return storage::EarliestTime(store_, kCollection, key);
+  };
+  auto first_due = [this](const char* key, Instant until) -> std::optional<std::string> {
+    auto page = storage::DueBy(store_, kCollection, key, until, 1);
+    if (page.items.empty()) return std::nullopt;
+    return page.items.front().doc.id;
+  };
+  scheduler.Add(jobs::Scheduler::Source{
+      "subscriptions.due", [earliest] { return earliest("due_at"); },
+      [this, first_due](Instant until) {
+        auto tenant = first_due("due_at", until);
+        if (!tenant) return false;
+        // Apply catches up on everything due by the clock (this first).
+        auto r = Apply(
+            *tenant, until,
+            [](TenantSubscriptions&, Pending&) -> Result<Effect> { return Effect::kNone; }, true);
+        if (!r) {
+          Log(LogLevel::kError, "subscription_transition_failed",
+              {{"tenant", *tenant}, {"error", r.error().message}});
+          return false;
+        }
+        return true;
+      }});
+  scheduler.Add(jobs::Scheduler::Source{"subscriptions.outbox",
+                                        [earliest] { return earliest("outbox"); },
+                                        [this, first_due](Instant until) {
+                                          auto tenant = first_due("outbox", until);
+                                          if (!tenant) return false;
+                                          return RelayOutbox(*tenant);
+                                        }});
 }
 
 }  // namespace caas::subscriptions

@@ -6,7 +6,11 @@
 //
 // Storage: one document per tenant (collection "subscriptions", id = tenant
 // id, see codec.h), so every change is one atomic write (no multi-document
-// transactions needed, as on MongoDB).
+// transactions needed, as on MongoDB). The billing events of a change are in
+// that same write, in the document's outbox; a relay publishes them
+// (RelayOutbox: right after the write, and by the scheduler after a crash).
+// The next instant something falls due is the document's declared key
+// `due_at`, so the scheduler finds due tenants through an index.
 //
 // Money (docs/subscriptions.md): a period's base fee is charged at its start;
 // a change inside a period credits the unused part of the charge in force
@@ -31,6 +35,7 @@
 #include "core/clock.h"
 #include "core/ids.h"
 #include "core/status.h"
+#include "jobs/scheduler.h"
 #include "storage/document_store.h"
 #include "subscriptions/model.h"
 
@@ -42,15 +47,10 @@ storage::CollectionSpec SubscriptionsCollectionSpec();
 // clipped at the start of its schedule.
 Period PeriodAt(const Subscription& s, Instant t);
 
-// Recorded for every change (the billing event log).
-using EventSink =
-    std::function<void(const std::string& type, const std::string& tenant, boost::json::object data,
-                       Instant at, const std::string& dedupe_key)>;
-
 class SubscriptionService {
  public:
   SubscriptionService(storage::DocumentStore& store, const Clock& clock, IdGenerator& ids,
-                      const catalog::Catalog& catalog, EventSink events);
+                      const catalog::Catalog& catalog);
   SubscriptionService(const SubscriptionService&) = delete;
   SubscriptionService& operator=(const SubscriptionService&) = delete;
 
@@ -85,11 +85,15 @@ class SubscriptionService {
   Result<int> MigratePlan(const std::string& plan, std::optional<int> from_version, int to_version,
                           std::string_view actor);
 
-  // Runs, in time order, everything due at or before `until` for every
-  // tenant (trial reminders, trial ends, period ends). `before_each` is
-  // called with each due instant first (a manual clock moves there).
-  // Returns the number of transitions run.
-  Result<int> RunDue(Instant until, const std::function<void(Instant)>& before_each);
+  // Adds this service's due work to the scheduler: the transitions that fall
+  // due (trial reminders and ends, period ends), tenant by tenant in time
+  // order, and the relay of outboxes a crash left behind.
+  void RegisterWith(jobs::Scheduler& scheduler);
+
+  // Publishes the tenant's outbox and empties it; true when it is empty
+  // after (false: a store failure left it for the scheduler's next pass).
+  // Throws StorageError.
+  bool RelayOutbox(std::string_view tenant);
 
   // Called after every write, outside the service's lock, with the stored
   // state (metering takes the new terms timeline from it).
@@ -146,6 +150,7 @@ class SubscriptionService {
   void ChangeFee(TenantSubscriptions& t, const catalog::Terms& to, Instant at);
   void CreditUnused(TenantSubscriptions& t, Instant at);
   void AddLine(TenantSubscriptions& t, Line line);
+  void Note(TenantSubscriptions& t, std::string_view actor, std::string reason, Instant at);
   catalog::Terms TermsOf(const TenantSubscriptions& t, const PlanRef& plan, State state) const;
   std::optional<Instant> NextDue(const TenantSubscriptions& t) const;
   Result<Effect> RunOne(TenantSubscriptions& t, Pending& ev, Instant at);
@@ -155,11 +160,13 @@ class SubscriptionService {
   const Clock& clock_;
   IdGenerator& ids_;
   const catalog::Catalog& catalog_;
-  EventSink events_;
   std::vector<Observer> observers_;  // set up before use; read-only after
   std::function<std::optional<Instant>(std::string_view)> created_at_;
-  std::mutex mu_;  // serializes writes (changes are rare; the scheduler too)
-  std::mutex cache_mu_;
+  // Guards the read-modify-write of a subscription document in this process
+  // (changes are rare; the scheduler's too). Across processes the versioned
+  // Replace decides.
+  std::mutex mu_;
+  std::mutex cache_mu_;                             // guards cache_
   std::map<std::string, View, std::less<>> cache_;  // guarded by cache_mu_
 };
 

@@ -1,8 +1,8 @@
 #include "tenants/api_keys.h"
 
-#include <openssl/evp.h>
-
 #include <boost/json.hpp>
+
+#include "core/hash.h"
 
 namespace caas::tenants {
 namespace json = boost::json;
@@ -63,25 +63,7 @@ storage::CollectionSpec ApiKeysCollectionSpec() {
           {{"key_hash", true}, {"tenant_id", false}, {"kind", false}}};
 }
 
-std::string HashKey(std::string_view secret) {
-  // Fetched once: OpenSSL 3 looks the algorithm up again on every implicit
-  // use (EVP_sha256() in EVP_Digest), a lock-taking cost on every request.
-  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  if (kSha256 == nullptr ||
-      EVP_Digest(secret.data(), secret.size(), md, &len, kSha256, nullptr) != 1) {
-    AbortWithMessage("HashKey", "EVP_Digest failed");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0xF]);
-  }
-  return out;
-}
+std::string HashKey(std::string_view secret) { return Sha256Hex(secret); }
 
 Status ApiKeyService::Store(const ApiKey& key, const std::string& hash) {
   storage::Document doc{key.id, 0, json::serialize(ApiKeyToJson(key)), {}};

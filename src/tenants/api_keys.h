@@ -92,7 +92,7 @@ class ApiKeyService {
   storage::DocumentStore& store_;
   const Clock& clock_;
   IdGenerator& ids_;
-  std::mutex cache_mu_;
+  std::mutex cache_mu_;                                // guards cache_
   std::unordered_map<std::string, CacheEntry> cache_;  // by hash; guarded by cache_mu_
 };
 

@@ -13,6 +13,18 @@ BIN = os.environ.get("CAAS_BILLING_BIN", "")
 ADMIN_KEY = "caas_test_admin_" + "k" * 32
 
 
+_started = []  # every process started, so that none outlives the session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_server_outlives_the_tests():
+    yield
+    for proc in _started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Server:
     """One caas-billing process; restartable on the same data directory."""
 
@@ -39,6 +51,7 @@ class Server:
         self.proc = subprocess.Popen(
             [BIN, "serve", "--listen", "127.0.0.1:0", "--data-dir", self.data_dir, *args],
             stdout=self.out, stderr=self.log, env=env, preexec_fn=preexec_fn)
+        _started.append(self.proc)
         self.port = None
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -29,7 +29,7 @@ def test_the_server_answers_as_api_openapi_yaml_says(tmp_path):
         [st, "run", os.path.join(os.environ["CAAS_REPO"], "api", "openapi.yaml"),
          "--url", "http://127.0.0.1:%d" % s.port, "-H", "Authorization: Bearer " + ADMIN_KEY,
          "--checks", CHECKS, "--max-examples", "25", "--seed", seed, "--no-color"],
-        capture_output=True, text=True, timeout=600)
+        capture_output=True, text=True, timeout=600, cwd=str(tmp_path))  # its cache goes there
     report = out.stdout[-6000:] + out.stderr[-2000:]
     assert out.returncode == 0, "seed %s (replay with CAAS_TEST_SEED):\n%s" % (seed, report)
     assert " passed" in out.stdout, report

@@ -45,6 +45,10 @@ def test_clock_modes(clock_server, server):
     assert_problem(clock_server.request("POST", "/v1/clock/advance", {"to": "2026-02-01T00:00:00Z"}),
                    400, field="to")
     assert_problem(clock_server.request("POST", "/v1/clock/advance", {"to": "soon"}), 400, field="to")
+    # At most 400 days per call (each transition on the way runs at its own instant).
+    assert_problem(clock_server.request("POST", "/v1/clock/advance", {"to": "2027-04-05T00:00:01Z"}),
+                   400, field="to")
+    assert clock_server.request("GET", "/v1/clock")[2]["now"] == "2026-03-01T00:00:00Z"
     t = make_tenant(clock_server)["id"]
     status, _, k = clock_server.request("POST", "/v1/tenants/%s/api_keys" % t, {})
     assert_problem(clock_server.request("POST", "/v1/clock/advance", {"to": "2026-03-02T00:00:00Z"},

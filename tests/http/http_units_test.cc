@@ -141,5 +141,26 @@ TEST_F(IdempotencyTest, BadKeysAreRejected) {
   EXPECT_EQ(idem_.Begin("key_a", "a\x01", Post("{}")).answer->status, 400);
 }
 
+// A record is kept 24 h (on the service clock), then the scheduler removes
+// it: the same key then runs as a new request.
+TEST_F(IdempotencyTest, RecordsExpireAfterTheirRetention) {
+  EXPECT_FALSE(idem_.NextExpiry().has_value());
+  auto first = idem_.Begin("key_a", "k3", Post("{}"));
+  Response res;
+  res.status = 201;
+  res.body = R"({"id":"tnt_1"})";
+  idem_.Finish(*first.claim, res);
+  clock_.Advance(std::chrono::hours(1));
+  auto second = idem_.Begin("key_a", "k4", Post("{}"));
+  idem_.Finish(*second.claim, res);
+  const Instant start = FromUnixSeconds(1767225600);
+  EXPECT_EQ(idem_.NextExpiry(), start + Idempotency::kRetention);
+  EXPECT_EQ(idem_.DeleteExpired(start + Idempotency::kRetention - Micros(1), 100), 0);
+  EXPECT_EQ(idem_.DeleteExpired(start + Idempotency::kRetention, 100), 1);
+  EXPECT_EQ(idem_.NextExpiry(), start + std::chrono::hours(1) + Idempotency::kRetention);
+  EXPECT_EQ(idem_.Begin("key_a", "k4", Post("{}")).answer->status, 201);  // still replayed
+  EXPECT_TRUE(idem_.Begin("key_a", "k3", Post("{}")).claim.has_value());  // a new request
+}
+
 }  // namespace
 }  // namespace caas::http

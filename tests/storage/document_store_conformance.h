@@ -31,8 +31,19 @@ class DocumentStoreConformance : public ::testing::Test {
 
 TYPED_TEST_SUITE_P(DocumentStoreConformance);
 
-inline Document Doc(std::string id, std::string body, std::map<std::string, std::string> keys = {}) {
+inline Document Doc(std::string id, std::string body,
+                    std::map<std::string, std::string> keys = {}) {
   return Document{std::move(id), 0, std::move(body), std::move(keys)};
+}
+
+TYPED_TEST_P(DocumentStoreConformance, AMigratedStoreSaysSoAndMigratingAgainDoesNothing) {
+  EXPECT_TRUE(this->store_->IsMigrated());
+  EXPECT_GE(this->store_->SchemaVersion(), 1);
+  const int version = this->store_->SchemaVersion();
+  EXPECT_TRUE(this->store_->Migrate().empty());
+  EXPECT_EQ(this->store_->SchemaVersion(), version);
+  EXPECT_TRUE(this->store_->IntegrityCheck().empty());
+  EXPECT_FALSE(this->store_->Describe().empty());
 }
 
 TYPED_TEST_P(DocumentStoreConformance, InsertThenGet) {
@@ -219,13 +230,11 @@ TYPED_TEST_P(DocumentStoreConformance, ListByKeyFollowsReplacesAndDeletes) {
 }
 
 REGISTER_TYPED_TEST_SUITE_P(DocumentStoreConformance,
-                            InsertThenGet,
+                            AMigratedStoreSaysSoAndMigratingAgainDoesNothing, InsertThenGet,
                             DuplicateIdIsRefusedAndChangesNothing,
                             UniqueKeysAreUniqueAndAtomicWithTheDocument,
-                            ReplaceIsConditionalOnTheVersion,
-                            DeleteIsConditional,
-                            ListPagesInIdOrderWithACursor,
-                            ConcurrentCompareAndSetLosesNoUpdate,
+                            ReplaceIsConditionalOnTheVersion, DeleteIsConditional,
+                            ListPagesInIdOrderWithACursor, ConcurrentCompareAndSetLosesNoUpdate,
                             ListByKeyIsOrderedByValueThenIdWithABoundAndACursor,
                             ListByKeyFollowsReplacesAndDeletes);
 

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <random>
 
+#include "events/billing_events.h"
+#include "jobs/scheduler.h"
 #include "storage/memory/memory_store.h"
 #include "subscriptions/state_machine.h"
 #include "subscriptions/timeline.h"
@@ -17,14 +19,23 @@ Instant At(const char* s) { return ParseRfc3339(s).value(); }
 
 struct Harness {
   explicit Harness(const char* start) : clock(At(start)), ids(clock) {}
-  storage::MemoryStore store{{SubscriptionsCollectionSpec()}};
+  storage::MemoryStore store{
+      {SubscriptionsCollectionSpec(), events::BillingEventsCollectionSpec()}};
   ManualClock clock;
   IdGenerator ids;
-  std::vector<std::string> events;
-  SubscriptionService svc{store, clock, ids, catalog::Catalog::Default(),
-                          [this](const std::string& type, const std::string&, boost::json::object,
-                                 Instant, const std::string&) { events.push_back(type); }};
+  SubscriptionService svc{store, clock, ids, catalog::Catalog::Default()};
+  jobs::Scheduler scheduler{clock};
+  bool registered = (svc.RegisterWith(scheduler), true);
   Instant created = clock.Now();
+
+  // The types of the billing events published so far, in order.
+  std::vector<std::string> Events() {
+    std::vector<std::string> out;
+    for (const auto& e : events::ListBillingEvents(store, "tnt_A", "", 100).items) {
+      out.push_back(e.type);
+    }
+    return out;
+  }
 
   ChangeResult Change(const std::string& plan, std::optional<When> at = std::nullopt,
                       bool trial = false, bool admin = true) {
@@ -45,8 +56,11 @@ struct Harness {
     return c.ok() ? Error::Make(ErrorCode::kInternal, "") : c.error();
   }
   void AdvanceTo(const char* t) {
-    auto r = svc.RunDue(At(t), [this](Instant due) { ASSERT_TRUE(clock.Set(due).ok()); });
-    ASSERT_TRUE(r.ok());
+    scheduler.RunDue(At(t), [this](Instant due) {
+      if (due > clock.Now()) {
+        ASSERT_TRUE(clock.Set(due).ok());
+      }
+    });
     ASSERT_TRUE(clock.Set(At(t)).ok());
   }
   TenantSubscriptions State() { return svc.Get("tnt_A", created).value(); }
@@ -158,7 +172,7 @@ TEST(Subscriptions, TrialConvertsWithACardAndFallsBackWithout) {
       ASSERT_TRUE(h.svc.SetPaymentMethod("tnt_A", h.created, true, "k").ok());
     }
     h.AdvanceTo("2026-03-12T00:00:00Z");
-    EXPECT_EQ(h.events.back(), "subscription.trial_will_end");
+    EXPECT_EQ(h.Events().back(), "subscription.trial_will_end");
     h.AdvanceTo("2026-03-15T00:00:00Z");
     t = h.State();
     EXPECT_EQ(t.current.plan.id, card ? "pro" : "free");
@@ -258,10 +272,11 @@ TEST(Subscriptions, PriceChangeIsANewVersionAndMigrationIsExplicit) {
     {"id":"pro","version":1,"name":"Pro","tier":1,"base_fee":"99.00","metrics":{"messages":{},"mau":{},"api_calls":{},"storage":{}},
      "features":{"sso":false,"custom_branding":false,"data_export":false,"priority_support":false,"webhooks":false,"audit_log":false}}]})";
   auto v1 = catalog::Catalog::Parse(text, "v1.json").value();
-  storage::MemoryStore store{{SubscriptionsCollectionSpec()}};
+  storage::MemoryStore store{
+      {SubscriptionsCollectionSpec(), events::BillingEventsCollectionSpec()}};
   ManualClock clock(At("2026-03-01T00:00:00Z"));
   IdGenerator ids(clock);
-  SubscriptionService old_svc(store, clock, ids, v1, nullptr);
+  SubscriptionService old_svc(store, clock, ids, v1);
   ChangeRequest r;
   r.plan = "pro";
   ASSERT_TRUE(old_svc.Change("tnt_A", clock.Now(), r, "k", true).ok());
@@ -273,7 +288,7 @@ TEST(Subscriptions, PriceChangeIsANewVersionAndMigrationIsExplicit) {
       R"(,{"id":"pro","version":2,"name":"Pro","tier":1,"base_fee":"129.00","metrics":{"messages":{},"mau":{},"api_calls":{},"storage":{}},
      "features":{"sso":false,"custom_branding":false,"data_export":false,"priority_support":false,"webhooks":false,"audit_log":false}})");
   auto v2 = catalog::Catalog::Parse(v2_text, "v2.json").value();
-  SubscriptionService svc(store, clock, ids, v2, nullptr);
+  SubscriptionService svc(store, clock, ids, v2);
   EXPECT_EQ(svc.Get("tnt_A", clock.Now())->current.plan.version, 1);
   ASSERT_TRUE(svc.Change("tnt_B", clock.Now(), r, "k", true).ok());
   EXPECT_EQ(svc.Get("tnt_B", clock.Now())->current.plan.version, 2);
@@ -368,14 +383,15 @@ TEST(Subscriptions, MigrationMidPeriodCreditsTheOldChargeAndChargesTheNewFee) {
   std::string both = text;
   both.insert(both.rfind("]}"), v2_plan);
   auto cat = catalog::Catalog::Parse(both, "two-versions.json").value();
-  storage::MemoryStore store{{SubscriptionsCollectionSpec()}};
+  storage::MemoryStore store{
+      {SubscriptionsCollectionSpec(), events::BillingEventsCollectionSpec()}};
   ManualClock clock(At("2026-03-01T00:00:00Z"));
   IdGenerator ids(clock);
-  SubscriptionService svc(store, clock, ids, cat, nullptr);
+  SubscriptionService svc(store, clock, ids, cat);
   const Instant created = clock.Now();
   // Pro v1 is the latest nobody upgrades to here; put the tenant on v1 first.
   auto v1 = catalog::Catalog::Parse(text, "v1.json").value();
-  SubscriptionService old_svc(store, clock, ids, v1, nullptr);
+  SubscriptionService old_svc(store, clock, ids, v1);
   ChangeRequest r;
   r.plan = "pro";
   ASSERT_EQ(Amounts(old_svc.Change("tnt_A", created, r, "k", true)->lines),

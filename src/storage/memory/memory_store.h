@@ -27,6 +27,7 @@ class MemoryStore final : public DocumentStore {
   void Ping() override {}
   std::vector<std::string> Migrate() override { return {}; }
   bool IsMigrated() override { return true; }
+  int SchemaVersion() override { return 1; }  // nothing to migrate: always the latest
   std::vector<std::string> IntegrityCheck() override { return {}; }
   std::string Describe() const override { return "memory"; }
 
@@ -39,7 +40,7 @@ class MemoryStore final : public DocumentStore {
   // The id of another document holding one of doc's unique key values.
   std::optional<std::string> TakenUniqueKey(const Collection& c, const Document& doc);
 
-  std::mutex mu_;
+  std::mutex mu_;                                               // guards collections_
   std::map<std::string, Collection, std::less<>> collections_;  // guarded by mu_
 };
 

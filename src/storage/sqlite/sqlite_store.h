@@ -39,7 +39,7 @@ class SqliteStore final : public DocumentStore {
   // Applies missing migrations; returns those it applied. Throws StorageError
   // if the database was written by a newer binary (unknown version).
   std::vector<MigrationInfo> ApplyMigrations();
-  int SchemaVersion();
+  int SchemaVersion() override;
   static int LatestSchemaVersion();
 
   std::vector<std::string> Migrate() override;
@@ -84,12 +84,12 @@ class SqliteStore final : public DocumentStore {
 
   std::string path_;
   std::vector<CollectionSpec> specs_;
-  std::mutex health_mu_;
+  std::mutex health_mu_;                      // guards write_failure_
   std::optional<std::string> write_failure_;  // guarded by health_mu_
-  std::mutex write_mu_;
-  std::unique_ptr<Conn> writer_;  // guarded by write_mu_
-  std::mutex read_mu_;
-  std::unique_ptr<Conn> reader_;  // guarded by read_mu_
+  std::mutex write_mu_;                       // guards writer_ (one writer connection)
+  std::unique_ptr<Conn> writer_;              // guarded by write_mu_
+  std::mutex read_mu_;                        // guards reader_
+  std::unique_ptr<Conn> reader_;              // guarded by read_mu_
 };
 
 }  // namespace caas::storage
