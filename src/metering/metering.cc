@@ -118,9 +118,10 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
   item.op.lsn = lsn;
   if (d->kind == RecordKind::kTerms) {
     item.op.kind = OpKind::kTerms;
-    item.op.tenant = std::move(d->tenant);
-    item.op.version = d->version;
-    item.op.change = std::move(d->change);
+    item.op.x = std::make_unique<OpExtra>();
+    item.op.x->tenant = std::move(d->tenant);
+    item.op.x->version = d->version;
+    item.op.x->change = std::move(d->change);
     replay_batch_.push_back(std::move(item));
     return;
   }
@@ -130,9 +131,12 @@ void MeteringEngine::ReplayRecord(uint64_t lsn, std::string_view payload) {
   }
   item.op.kind = d->kind == RecordKind::kVoid ? OpKind::kVoid : OpKind::kEvent;
   item.op.event = std::move(d->event);
-  item.op.voided_at = d->voided_at;
-  item.op.actor = std::move(d->actor);
-  item.op.reason = std::move(d->reason);
+  if (item.op.kind == OpKind::kVoid) {
+    item.op.x = std::make_unique<OpExtra>();
+    item.op.x->voided_at = d->voided_at;
+    item.op.x->actor = std::move(d->actor);
+    item.op.x->reason = std::move(d->reason);
+  }
   BuildKey(&item.key, replay_ref_, item.op.event.source, item.op.event.id);
   item.hash = XXH3_64bits_withSeed(item.key.data(), item.key.size(), kHashSeed);
   replay_batch_.push_back(std::move(item));
@@ -146,16 +150,16 @@ void MeteringEngine::FlushReplay() {
   for (auto& item : replay_batch_) {
     Op& op = item.op;
     if (op.kind == OpKind::kTerms) {
-      Logged& logged = logged_[op.tenant];
-      if (op.change.keep > logged.timeline.segments().size()) {
+      Logged& logged = logged_[op.x->tenant];
+      if (op.x->change.keep > logged.timeline.segments().size()) {
         throw LogCorruption("terms record at LSN " + std::to_string(item.lsn) +
                             " keeps more segments than the tenant has");
       }
-      logged.timeline.Apply(op.change);
-      logged.version = op.version;
+      logged.timeline.Apply(op.x->change);
+      logged.version = op.x->version;
       {
         std::unique_lock lock(starts_mu_);
-        starts_[op.tenant] = logged.timeline.start();
+        starts_[op.x->tenant] = logged.timeline.start();
       }
     } else if (op.kind == OpKind::kEvent) {
       bool inserted = false;
@@ -170,7 +174,7 @@ void MeteringEngine::FlushReplay() {
                             std::to_string(item.lsn));
       }
       dedupe_.entry(n).flags |= DedupeIndex::kVoided;
-      op.filed_lsn = dedupe_.entry(n).lsn;
+      op.x->filed_lsn = dedupe_.entry(n).lsn;
     }
     Apply(op, replay_now_);
   }
@@ -242,12 +246,12 @@ void MeteringEngine::UndoLocked(const Op& op) {
       dedupe_.entry(op.dedupe_ref).flags &= ~DedupeIndex::kVoided;
       break;
     case OpKind::kTerms: {
-      Logged& logged = logged_[op.tenant];
-      logged.version = op.prev_version;
-      logged.timeline = op.prev_timeline;
+      Logged& logged = logged_[op.x->tenant];
+      logged.version = op.x->prev_version;
+      logged.timeline = op.x->prev_timeline;
       // The tenant's next event asks the source again, and records it then.
       std::unique_lock lock(starts_mu_);
-      starts_.erase(op.tenant);
+      starts_.erase(op.x->tenant);
       break;
     }
   }
@@ -280,11 +284,12 @@ Status MeteringEngine::SetTimeline(std::string_view tenant, const VersionedTimel
     EncodeTerms(&payload, tenant, timeline.version, *change);
     Op op;
     op.kind = OpKind::kTerms;
-    op.tenant = std::string(tenant);
-    op.version = timeline.version;
-    op.change = std::move(*change);
-    op.prev_version = logged.version;
-    op.prev_timeline = logged.timeline;
+    op.x = std::make_unique<OpExtra>();
+    op.x->tenant = std::string(tenant);
+    op.x->version = timeline.version;
+    op.x->change = std::move(*change);
+    op.x->prev_version = logged.version;
+    op.x->prev_timeline = logged.timeline;
     wait_for = QueueLocked(payload, std::move(op));
     epoch = epoch_;
     logged.timeline = timeline.timeline;
@@ -491,7 +496,7 @@ void MeteringEngine::FlushLoop() {
       apply_queue_.push_back(ApplyGroup{std::move(ops), end});
     }
     apply_cv_.notify_one();
-    ops = {};
+    ops = std::vector<Op>();
   }
   {
     std::lock_guard lock(apply_mu_);
@@ -522,7 +527,7 @@ void MeteringEngine::ApplyLoop() {
 
 // Runs on the applier thread (or the replay, before it starts), in log order.
 void MeteringEngine::Apply(Op& op, Instant now) {
-  const std::string& tenant = op.kind == OpKind::kTerms ? op.tenant : op.event.tenant;
+  const std::string& tenant = op.kind == OpKind::kTerms ? op.x->tenant : op.event.tenant;
   if (apply_tenant_ == nullptr || apply_tenant_->usage.tenant() != tenant) {
     apply_tenant_ = &Create(tenant);
   }
@@ -533,7 +538,7 @@ void MeteringEngine::Apply(Op& op, Instant now) {
     if (op.kind == OpKind::kTerms) {
       // A timeline read from the source (not from the log) is replaced whole:
       // the first record of a tenant keeps nothing.
-      t.usage.ApplyTimeline(op.lsn, op.version, op.change);
+      t.usage.ApplyTimeline(op.lsn, op.x->version, op.x->change);
       t.quota.Invalidate();
     } else {
       if (!t.usage.has_timeline()) {
@@ -555,10 +560,10 @@ void MeteringEngine::Apply(Op& op, Instant now) {
       if (op.kind == OpKind::kEvent) {
         period_start = t.usage.Add(op.event, thresholds_ ? &crossed : nullptr);
       } else {
-        period_start = t.usage.Remove(op.event, op.filed_lsn);
+        period_start = t.usage.Remove(op.event, op.x->filed_lsn);
         t.usage.AddVoid(VoidRecord{op.event.tenant, op.event.source, op.event.id, op.event.type,
-                                   op.event.time, op.event.quantity, op.event.subject, op.voided_at,
-                                   op.actor, op.reason});
+                                   op.event.time, op.event.quantity, op.event.subject,
+                                   op.x->voided_at, op.x->actor, op.x->reason});
       }
       if (period_start == t.quota.period_start()) {
         t.quota.PublishUsed(t.usage.Counts(period_start));
@@ -723,10 +728,11 @@ Result<VoidRecord> MeteringEngine::Void(std::string_view tenant, std::string_vie
     op.kind = OpKind::kVoid;
     op.dedupe_ref = n;
     op.event = std::move(original->event);
-    op.filed_lsn = lsn;
-    op.voided_at = rec.voided_at;
-    op.actor = rec.actor;
-    op.reason = rec.reason;
+    op.x = std::make_unique<OpExtra>();
+    op.x->filed_lsn = lsn;
+    op.x->voided_at = rec.voided_at;
+    op.x->actor = rec.actor;
+    op.x->reason = rec.reason;
     wait_for = QueueLocked(body, std::move(op));
   }
   if (Status s = WaitDurable(wait_for, epoch); !s) return s.error();

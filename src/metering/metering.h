@@ -146,12 +146,10 @@ class MeteringEngine {
     QuotaView quota;    // written under mu, read lock-free
   };
   enum class OpKind : uint8_t { kEvent, kVoid, kTerms };
-  struct Op {
-    OpKind kind = OpKind::kEvent;
-    uint64_t lsn = 0;         // of its record
-    uint32_t dedupe_ref = 0;  // event, void: its index entry (undone if the write fails)
-    UsageEvent event;         // event, void
-    uint64_t filed_lsn = 0;   // void: the record of the event it voids
+  // What a void or a terms record carries beyond an event (kept out of line:
+  // event ops are built and moved inside the ingest lock, so they stay small).
+  struct OpExtra {
+    uint64_t filed_lsn = 0;  // void: the record of the event it voids
     Instant voided_at{};
     std::string actor, reason;         // void
     std::string tenant;                // terms
@@ -159,6 +157,13 @@ class MeteringEngine {
     catalog::Timeline::Change change;  // terms
     int64_t prev_version = -1;         // terms: what was logged before (undo)
     catalog::Timeline prev_timeline;
+  };
+  struct Op {
+    OpKind kind = OpKind::kEvent;
+    uint64_t lsn = 0;            // of its record
+    uint32_t dedupe_ref = 0;     // event, void: its index entry (undone if the write fails)
+    UsageEvent event;            // event, void
+    std::unique_ptr<OpExtra> x;  // void, terms
   };
   struct ApplyGroup {
     std::vector<Op> ops;
