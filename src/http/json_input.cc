@@ -1,8 +1,8 @@
 #include "http/json_input.h"
 
-#include "core/text.h"
-
 #include <boost/json.hpp>
+
+#include "core/text.h"
 
 namespace caas::http {
 namespace json = boost::json;
@@ -105,8 +105,8 @@ const json::object* ObjectReader::Object(std::string_view key, bool required, bo
 void ObjectReader::RejectUnknown() {
   for (const auto& kv : object_) {
     if (seen_.count(std::string_view(kv.key())) == 0) {
-      errors_.push_back(
-          Error::Invalid(prefix_ + std::string(TruncateUtf8(kv.key(), 64)), "is not a known field"));
+      errors_.push_back(Error::Invalid(prefix_ + std::string(TruncateUtf8(kv.key(), 64)),
+                                       "is not a known field"));
     }
   }
 }

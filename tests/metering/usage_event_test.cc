@@ -150,9 +150,9 @@ TEST(UsageEventParse, NumbersOutOfRangeRejectOnlyTheirEvent) {
   ASSERT_EQ(single->size(), 1u);
   EXPECT_FALSE((*single)[0].event);
   EXPECT_EQ((*single)[0].field, "data.quantity");
-  auto batch = ParseEventBody("[" + Event("") + ", " + huge + ",\n" + inf + "," +
-                                  Event("", "api.call") + "]",
-                              BodyFormat::kBatch, kAdmin);
+  auto batch = ParseEventBody(
+      "[" + Event("") + ", " + huge + ",\n" + inf + "," + Event("", "api.call") + "]",
+      BodyFormat::kBatch, kAdmin);
   ASSERT_TRUE(batch.ok());
   ASSERT_EQ(batch->size(), 4u);
   EXPECT_TRUE((*batch)[0].event);
