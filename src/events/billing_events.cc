@@ -52,15 +52,27 @@ std::optional<BillingEvent> BillingEventFromJson(const json::value& v) {
   return e;
 }
 
-void PublishBillingEvent(storage::DocumentStore& store, const Clock& clock, BillingEvent e) {
+namespace {
+
+// Stores an event once: a second insert with the same id or dedupe key is
+// kAlreadyExists, which callers take as done.
+Status InsertEvent(storage::DocumentStore& store, const Clock& clock, BillingEvent e,
+                   const std::string& dedupe_key) {
   e.recorded_at = clock.Now();
   storage::Document doc;
   doc.id = e.id;
   doc.body = json::serialize(BillingEventToJson(e));
-  doc.keys = {{"tenant", e.tenant}, {"dedupe", e.id}};
-  Status s = store.Insert("billing_events", doc);
+  doc.keys = {{"tenant", e.tenant}, {"dedupe", dedupe_key}};
+  return store.Insert("billing_events", doc);
+}
+
+}  // namespace
+
+void PublishBillingEvent(storage::DocumentStore& store, const Clock& clock, BillingEvent e) {
+  const std::string id = e.id;
+  Status s = InsertEvent(store, clock, std::move(e), id);
   if (!s && s.error().code != ErrorCode::kAlreadyExists) {
-    throw storage::StorageError("billing event " + e.id + ": " + s.error().message, true);
+    throw storage::StorageError("billing event " + id + ": " + s.error().message, true);
   }
 }
 
@@ -114,15 +126,10 @@ void BillingEventRecorder::Store(const Pending& p) {
     try {
       BillingEvent e = p.event;
       e.id = ids_.Next("bev");
-      e.recorded_at = clock_.Now();
-      storage::Document doc;
-      doc.id = e.id;
-      doc.body = json::serialize(BillingEventToJson(e));
-      doc.keys = {{"tenant", e.tenant}, {"dedupe", p.dedupe_key}};
-      Status s = store_.Insert("billing_events", doc);
+      Status s = InsertEvent(store_, clock_, std::move(e), p.dedupe_key);
       if (!s.ok() && s.error().code != ErrorCode::kAlreadyExists) {
         Log(LogLevel::kError, "billing_event_not_stored",
-            {{"type", e.type}, {"error", s.error().message}});
+            {{"type", p.event.type}, {"error", s.error().message}});
       }
       return;
     } catch (const std::exception& err) {

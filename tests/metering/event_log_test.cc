@@ -18,25 +18,13 @@
 
 #include "catalog/catalog.h"
 #include "metering/metering.h"
+#include "test_dir.h"
 
 namespace caas::metering {
 namespace {
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("caas-log-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::remove_all(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using caas::testing::TempDir;
 
 // Fails writes (no space left), tears them (a prefix is written, then the
 // failure), or fails fdatasync, on the n-th call.

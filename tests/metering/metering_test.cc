@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "catalog/catalog.h"
+#include "test_dir.h"
 #include "test_seed.h"
 
 namespace caas::metering {
@@ -20,20 +21,7 @@ namespace fs = std::filesystem;
 
 Instant At(const char* text) { return ParseRfc3339(text).value(); }
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("caas-metering-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
-    fs::remove_all(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  static inline int counter_ = 0;
-  fs::path path_;
-};
+using caas::testing::TempDir;
 
 UsageEvent Ev(std::string tenant, std::string id, UsageType type, Instant time,
               int64_t quantity = 1, std::string subject = "") {
