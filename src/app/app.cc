@@ -17,7 +17,10 @@ std::vector<storage::CollectionSpec> AllCollections() {
           http::IdempotencyCollectionSpec(),
           events::BillingEventsCollectionSpec(),
           subscriptions::SubscriptionsCollectionSpec(),
-          jobs::JobsCollectionSpec()};
+          jobs::JobsCollectionSpec(),
+          invoices::InvoicesCollectionSpec(),
+          invoices::CreditNotesCollectionSpec(),
+          invoices::NumbersCollectionSpec()};
 }
 
 std::string StoreUrl(const Config& config) {
@@ -132,6 +135,59 @@ App::App(const Config& config, bool migrate, bool metering) {
   subscriptions_->ForEachTenant([&push](const subscriptions::TenantSubscriptions& t) {
     push(t);
     return true;
+  });
+  // Every tenant has its subscription document (a tenant created before
+  // they were stored at creation, or whose write failed, gets it now), so
+  // every period closes.
+  for (std::string after;;) {
+    storage::ListQuery q;
+    q.starting_after = after;
+    q.limit = 1000;
+    auto page = store_->List(tenants::kTenantsCollection, q);
+    for (const auto& d : page.items) {
+      if (store_->Get("subscriptions", d.id)) continue;
+      try {
+        auto t = tenants_->Get(d.id);
+        if (t) (void)subscriptions_->Get(t->id, t->created_at);
+      } catch (const storage::CorruptDocument& e) {  // refused when asked for; logged here
+        Log(LogLevel::kError, "corrupt_document", {{"error", std::string_view(e.what())}});
+      }
+    }
+    if (!page.has_more || page.items.empty()) break;
+    after = page.items.back().id;
+  }
+  // Invoices rate the usage metering aggregated, period by period.
+  invoices::InvoiceOptions io;
+  io.grace = std::chrono::seconds(config.invoice_grace_seconds);
+  io.late_window = std::chrono::hours(24) * config.late_window_days;
+  io.issuer = invoices::Party{config.issuer_name, config.issuer_address, config.issuer_tax_id,
+                              config.issuer_email};
+  invoices_ = std::make_unique<invoices::InvoiceService>(
+      *store_, *clock_, *ids_, *subscriptions_, *tenants_,
+      [this](std::string_view tenant, Instant at) -> Result<invoices::PeriodUsage> {
+        auto r = metering_->Usage(tenant, at);
+        if (!r) return r.error();
+        invoices::PeriodUsage u;
+        u.period = r->period.period;
+        for (const auto& s : r->slices) {
+          u.slices.push_back(invoices::UsageSlice{s.from, s.to, s.terms, s.used, s.billable});
+        }
+        return u;
+      },
+      [this](std::string_view tenant, int64_t from_day,
+             int64_t to_day) -> Result<std::vector<invoices::DayFigures>> {
+        auto r = metering_->Daily(tenant, from_day, to_day);
+        if (!r) return r.error();
+        std::vector<invoices::DayFigures> out;
+        for (const auto& d : *r) {
+          out.push_back({d.day, d.messages, d.api_calls, d.active_users, d.storage_bytes});
+        }
+        return out;
+      },
+      io);
+  invoices_->RegisterWith(*scheduler_);
+  subscriptions_->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
+    if (!t.closings.empty()) scheduler_->Wake();
   });
 }
 

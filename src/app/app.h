@@ -11,6 +11,7 @@
 #include "core/ids.h"
 #include "events/billing_events.h"
 #include "http/idempotency.h"
+#include "invoices/invoices.h"
 #include "jobs/queue.h"
 #include "jobs/scheduler.h"
 #include "metering/metering.h"
@@ -42,6 +43,16 @@ struct Config {
   // The document store: "sqlite:PATH" (a relative PATH is under data_dir).
   // Empty: sqlite:billing.db in the data directory.
   std::string store;
+  // Who issues the invoices (docs/invoices.md, "Issuer"): the config file's
+  // "issuer" object, or CAAS_BILLING_ISSUER_NAME / _ADDRESS (lines
+  // separated by "|") / _TAX_ID / _EMAIL / _LOGO (a PNG file).
+  std::string issuer_name = "CAAS Chat Platform";
+  std::vector<std::string> issuer_address;
+  std::string issuer_tax_id;
+  std::string issuer_email;
+  std::string issuer_logo;
+  // How long a period's draft waits for late events before it is finalized.
+  int invoice_grace_seconds = 3600;
 };
 
 // The declared collections of every module.
@@ -72,6 +83,8 @@ class App {
   metering::MeteringEngine& metering() { return *metering_; }
   subscriptions::SubscriptionService& subscriptions() { return *subscriptions_; }
   jobs::JobQueue& jobs() { return *jobs_; }
+  // Null unless metering runs (invoices rate metered usage): the server.
+  invoices::InvoiceService* invoices() { return invoices_.get(); }
   // Runs everything that falls due: jobs, subscription transitions, outbox
   // relays, the expiry of idempotency records. The server starts its
   // workers on the system clock; on a manual clock POST /v1/clock/advance
@@ -95,6 +108,7 @@ class App {
   std::unique_ptr<http::Idempotency> idempotency_;  // for the expiry of records
   ManualClock* manual_clock_ = nullptr;
   std::unique_ptr<metering::MeteringEngine> metering_;
+  std::unique_ptr<invoices::InvoiceService> invoices_;
   std::unique_ptr<jobs::Scheduler> scheduler_;  // destroyed first: its workers use the rest
 };
 

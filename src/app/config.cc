@@ -85,6 +85,33 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
         c.catalog_file = std::string(kv.value().as_string());
       } else if (key == "store" && kv.value().is_string()) {
         c.store = std::string(kv.value().as_string());
+      } else if (key == "issuer" && kv.value().is_object()) {
+        for (const auto& ikv : kv.value().as_object()) {
+          const std::string ik(ikv.key());
+          const json::value& iv = ikv.value();
+          if (ik == "address" && iv.is_array()) {
+            c.issuer_address.clear();
+            for (const auto& line : iv.as_array()) {
+              if (!line.is_string()) return Error::Invalid(where + ".address", "must be strings");
+              c.issuer_address.emplace_back(line.as_string());
+            }
+          } else if (iv.is_string() && ik == "name") {
+            c.issuer_name = std::string(iv.as_string());
+          } else if (iv.is_string() && ik == "tax_id") {
+            c.issuer_tax_id = std::string(iv.as_string());
+          } else if (iv.is_string() && ik == "email") {
+            c.issuer_email = std::string(iv.as_string());
+          } else if (iv.is_string() && ik == "logo") {
+            c.issuer_logo = std::string(iv.as_string());
+          } else {
+            return Error::Invalid(where + "." + ik,
+                                  "is not an issuer setting (name, address: [lines], tax_id, "
+                                  "email, logo)");
+          }
+        }
+      } else if (key == "invoice_grace_seconds" && kv.value().is_int64() &&
+                 kv.value().as_int64() >= 0 && kv.value().as_int64() <= 86400 * 7) {
+        c.invoice_grace_seconds = static_cast<int>(kv.value().as_int64());
       } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
                  kv.value().as_int64() <= 400) {
         c.late_window_days = static_cast<int>(kv.value().as_int64());
@@ -99,7 +126,8 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                               "is not a known setting or has the wrong type "
                               "(listen, data_dir, log_level: strings; threads, "
                               "max_body_bytes, late_window_days (1..400), "
-                              "metering_reserve_events: integers)");
+                              "metering_reserve_events, invoice_grace_seconds: integers; "
+                              "issuer: an object)");
       }
     }
   }
@@ -136,6 +164,32 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                             "must be a whole number from 1 to 400");
     }
     c.late_window_days = static_cast<int>(days);
+  }
+  if (auto* v = from_env("CAAS_BILLING_ISSUER_NAME")) c.issuer_name = *v;
+  if (auto* v = from_env("CAAS_BILLING_ISSUER_ADDRESS")) {
+    c.issuer_address.clear();
+    std::string_view rest(*v);
+    for (;;) {
+      const size_t bar = rest.find('|');
+      c.issuer_address.emplace_back(rest.substr(0, bar));
+      if (bar == std::string_view::npos) break;
+      rest.remove_prefix(bar + 1);
+    }
+  }
+  if (auto* v = from_env("CAAS_BILLING_ISSUER_TAX_ID")) c.issuer_tax_id = *v;
+  if (auto* v = from_env("CAAS_BILLING_ISSUER_EMAIL")) c.issuer_email = *v;
+  if (auto* v = from_env("CAAS_BILLING_ISSUER_LOGO")) c.issuer_logo = *v;
+  if (auto* v = from_env("CAAS_BILLING_INVOICE_GRACE_SECONDS")) {
+    char* end = nullptr;
+    const long secs = std::strtol(v->c_str(), &end, 10);
+    if (*end != '\0' || secs < 0 || secs > 86400 * 7) {
+      return Error::Invalid("CAAS_BILLING_INVOICE_GRACE_SECONDS",
+                            "must be a whole number of seconds from 0 to 604800");
+    }
+    c.invoice_grace_seconds = static_cast<int>(secs);
+  }
+  if (c.issuer_name.empty() || c.issuer_name.size() > 200) {
+    return Error::Invalid("issuer.name", "must be 1 to 200 characters");
   }
   if (flags.listen) c.listen = *flags.listen;
   if (flags.data_dir) c.data_dir = *flags.data_dir;

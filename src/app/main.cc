@@ -9,6 +9,7 @@
 #include "app/catalog_cli.h"
 #include "app/config.h"
 #include "app/doctor_cli.h"
+#include "app/invoices_cli.h"
 #include "app/jobs_cli.h"
 #include "app/metering_cli.h"
 #include "app/subscriptions_cli.h"
@@ -54,7 +55,7 @@ int Serve(const Config& config) {
   http::Services services{app.store(),           app.clock(),          app.ids(),
                           app.tenants(),         app.keys(),           &app.metering(),
                           &app.billing_events(), &app.subscriptions(), &app.jobs(),
-                          &app.scheduler(),      app.manual_clock()};
+                          &app.scheduler(),      app.manual_clock(),   app.invoices()};
   http::Api api(services);
   http::ServerOptions opts;
   opts.host = listen->first;
@@ -228,7 +229,26 @@ int Main(int argc, char** argv) {
   j_show->add_option("id", j_id, "job id (job_…)")->required();
   auto* j_retry = jobs_cmd->add_subcommand("retry", "put a dead job back in the queue, now");
   j_retry->add_option("id", j_id, "job id (job_…)")->required();
-  for (auto* cmd : {p_migrate, s_show, s_change, s_cancel, j_list, j_show, j_retry}) {
+  auto* inv_cmd = cli.add_subcommand("invoices", "invoices (on a running server)");
+  inv_cmd->require_subcommand(1);
+  std::string i_tenant, i_status, i_id, i_at;
+  int i_limit = 20;
+  bool i_json = false;
+  auto* i_list = inv_cmd->add_subcommand("list", "invoices, oldest first");
+  i_list->add_option("--tenant", i_tenant, "only this tenant's");
+  i_list->add_option("--status", i_status, "draft|finalized|paid|void|uncollectible");
+  i_list->add_option("--limit", i_limit, "at most this many (default 20)")
+      ->check(CLI::Range(1, 100000));
+  i_list->add_flag("--json", i_json, "one JSON object per line");
+  auto* i_show = inv_cmd->add_subcommand("show", "one invoice, its lines and totals");
+  i_show->add_option("id", i_id, "invoice id (in_…)")->required();
+  i_show->add_flag("--json", i_json, "as JSON");
+  auto* i_close = inv_cmd->add_subcommand(
+      "close", "invoice every period that ended (by --at, default now) that has none yet");
+  i_close->add_option("--tenant", i_tenant, "only this tenant (default: every tenant)");
+  i_close->add_option("--at", i_at, "an RFC 3339 instant, not in the future");
+  for (auto* cmd :
+       {p_migrate, s_show, s_change, s_cancel, j_list, j_show, j_retry, i_list, i_show, i_close}) {
     cmd->add_option("--url", client_url, "server URL [env CAAS_BILLING_URL]");
     cmd->add_option("--key", client_key, "API key [env CAAS_BILLING_API_KEY]");
   }
@@ -256,7 +276,7 @@ int Main(int argc, char** argv) {
 
   // Commands that talk to a running server: --url/--key, else the
   // environment, else the configured listen address.
-  if (*p_migrate || *subs_cmd || *jobs_cmd || *ingest || *usage) {
+  if (*p_migrate || *subs_cmd || *jobs_cmd || *inv_cmd || *ingest || *usage) {
     const auto env = ProcessEnvironment();
     auto from_env = [&env](const char* name) {
       auto it = env.find(name);
@@ -265,6 +285,12 @@ int Main(int argc, char** argv) {
     if (client_url.empty()) client_url = from_env("CAAS_BILLING_URL");
     if (client_url.empty()) client_url = "http://" + config->listen;
     if (client_key.empty()) client_key = from_env("CAAS_BILLING_API_KEY");
+  }
+  if (*inv_cmd) {
+    const ClientTarget target{client_url, client_key};
+    if (*i_list) return RunInvoicesList(target, i_tenant, i_status, i_limit, i_json);
+    if (*i_show) return RunInvoicesShow(target, i_id, i_json);
+    return RunInvoicesClose(target, i_tenant, i_at);
   }
   if (*jobs_cmd) {
     const ClientTarget target{client_url, client_key};

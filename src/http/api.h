@@ -28,6 +28,9 @@ class BillingEventRecorder;
 namespace caas::subscriptions {
 class SubscriptionService;
 }
+namespace caas::invoices {
+class InvoiceService;
+}
 namespace caas::jobs {
 class JobQueue;
 class Scheduler;
@@ -67,7 +70,8 @@ struct Services {
   subscriptions::SubscriptionService* subscriptions = nullptr;  // idem
   jobs::JobQueue* jobs = nullptr;                               // idem
   jobs::Scheduler* scheduler = nullptr;                         // idem
-  ManualClock* manual_clock = nullptr;  // set when the server runs on a manual clock
+  ManualClock* manual_clock = nullptr;           // set when the server runs on a manual clock
+  invoices::InvoiceService* invoices = nullptr;  // routes are added when set
 };
 
 class Api {
@@ -131,6 +135,7 @@ void AddTenantRoutes(Api& api, Services s);
 void AddMeteringRoutes(Api& api, Services s);
 void AddSubscriptionRoutes(Api& api, Services s);
 void AddJobRoutes(Api& api, Services s);
+void AddInvoiceRoutes(Api& api, Services s);
 
 }  // namespace caas::http
 

@@ -1,11 +1,13 @@
 // /v1/tenants/{id}/subscription…, /v1/tenants/{id}/entitlements, /v1/clock.
 #include <boost/json.hpp>
 
+#include "core/log.h"
 #include "core/text.h"
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/problem.h"
 #include "http/subscription_json.h"
+#include "invoices/invoices.h"
 #include "subscriptions/subscriptions.h"
 
 namespace caas::http {
@@ -146,6 +148,21 @@ void ReadMetricTerms(catalog::Metric m, const json::object& o, const std::string
   }
 }
 
+// A change that closed a period or charges more than it credits is invoiced
+// at once (docs/invoices.md); a failure here is retried by the scheduler.
+void InvoiceNow(const Services& s, std::string_view tenant) {
+  if (!s.invoices) return;
+  try {
+    auto r = s.invoices->Close(tenant, s.clock.Now());
+    if (!r) {
+      Log(LogLevel::kWarn, "invoice_deferred", {{"tenant", tenant}, {"error", r.error().message}});
+    }
+  } catch (const storage::StorageError& e) {
+    Log(LogLevel::kWarn, "invoice_deferred",
+        {{"tenant", tenant}, {"error", std::string_view(e.what())}});
+  }
+}
+
 }  // namespace
 
 void AddSubscriptionRoutes(Api& api, Services s) {
@@ -186,6 +203,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
                                : s.subscriptions->Change(id, *c, change, ctx.principal.key_id,
                                                          ctx.principal.IsAdmin());
               if (!r) return SubscriptionProblem(r.error());
+              if (!preview && !r->state.closings.empty()) InvoiceNow(s, id);
               return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
             });
   }
@@ -211,6 +229,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
             }
             auto r = s.subscriptions->Cancel(id, *c, now, ctx.principal.key_id);
             if (!r) return SubscriptionProblem(r.error());
+            if (!r->state.closings.empty()) InvoiceNow(s, id);
             return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
           });
 
@@ -280,6 +299,7 @@ void AddSubscriptionRoutes(Api& api, Services s) {
         }
         if (!errors.empty()) return ProblemFromError(errors.front(), errors);
         auto r = s.subscriptions->SetCustomTerms(id, *c, terms, features, ctx.principal.key_id);
+        if (r && !r->state.closings.empty()) InvoiceNow(s, id);
         if (!r) return SubscriptionProblem(r.error());
         return JsonResponse(200, ChangeJson(*r, *s.subscriptions));
       });

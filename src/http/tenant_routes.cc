@@ -4,6 +4,7 @@
 #include "http/api.h"
 #include "http/json_input.h"
 #include "http/problem.h"
+#include "subscriptions/subscriptions.h"
 
 namespace caas::http {
 namespace json = boost::json;
@@ -20,6 +21,8 @@ tenants::TenantFields ReadTenantFields(const json::object& body, bool creating,
   f.tax_id = r.String("tax_id", false, /*null_ok=*/true);
   if (!f.tax_id && body.contains("tax_id") && body.at("tax_id").is_null()) f.tax_id = "";
   f.currency = r.String("currency", false);
+  f.tax_mode = r.String("tax_mode", false);
+  f.tax_rate = r.String("tax_rate", false);
   bool address_null = false;
   if (const json::object* a = r.Object("address", false, &address_null)) {
     ObjectReader ar(*a, errors, "address.");
@@ -64,6 +67,10 @@ void AddTenantRoutes(Api& api, Services s) {
     if (!errors.empty()) return ProblemFromError(errors.front(), errors);
     auto t = s.tenants.Create(fields, ctx.NewId("tnt"));
     if (!t) return ProblemFromError(t.error());
+    // Its Free subscription starts now: stored at once, so that its periods
+    // close (and are invoiced) even if nothing else ever touches it. If
+    // this write fails, the next start stores it (App).
+    if (s.subscriptions) (void)s.subscriptions->Get(t->id, t->created_at);
     Response r = JsonResponse(201, TenantToJson(*t));
     r.headers.emplace_back("Location", "/v1/tenants/" + t->id);
     return r;
@@ -107,6 +114,12 @@ void AddTenantRoutes(Api& api, Services s) {
     auto fields = ReadTenantFields(std::get<json::object>(body), false, errors);
     if (fields.currency && !ctx.principal.IsAdmin()) {
       errors.push_back(Error::Invalid("currency", "can be changed only with an admin key"));
+    }
+    if (fields.tax_mode && !ctx.principal.IsAdmin()) {
+      errors.push_back(Error::Invalid("tax_mode", "can be changed only with an admin key"));
+    }
+    if (fields.tax_rate && !ctx.principal.IsAdmin()) {
+      errors.push_back(Error::Invalid("tax_rate", "can be changed only with an admin key"));
     }
     AddValidationErrors(fields, false, errors);
     if (!errors.empty()) return ProblemFromError(errors.front(), errors);

@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 #include <stdexcept>
 
+#include "storage/json_fields.h"
 #include "subscriptions/proration.h"
 #include "subscriptions/timeline.h"
 
@@ -11,74 +12,27 @@ namespace json = boost::json;
 
 namespace {
 
-// A stored document that does not have the expected shape. Carries the path
-// of the offending field.
-struct Corrupt : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using storage::fields::Arr;
+using storage::fields::AsObj;
+using storage::fields::At;
+using storage::fields::Bool;
+using storage::fields::Corrupt;
+using storage::fields::CurrencyOf;
+using storage::fields::Int;
+using storage::fields::Obj;
+using storage::fields::OptTime;
+using storage::fields::OptTimeJson;
+using storage::fields::PeriodJson;
+using storage::fields::PeriodOf;
+using storage::fields::Str;
+using storage::fields::Time;
 
 std::string Ts(Instant t) { return FormatRfc3339(t); }
 
-// Strict readers: a missing or mistyped field is corruption.
-const json::value& At(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  if (!v) throw Corrupt(std::string(k) + ": missing");
-  return *v;
-}
-const json::object& Obj(const json::object& o, std::string_view k) {
-  const json::value& v = At(o, k);
-  if (!v.is_object()) throw Corrupt(std::string(k) + ": not an object");
-  return v.as_object();
-}
-const json::array& Arr(const json::object& o, std::string_view k) {
-  const json::value& v = At(o, k);
-  if (!v.is_array()) throw Corrupt(std::string(k) + ": not an array");
-  return v.as_array();
-}
-const json::object& AsObj(const json::value& v, std::string_view what) {
-  if (!v.is_object()) throw Corrupt(std::string(what) + ": not an object");
-  return v.as_object();
-}
-std::string Str(const json::object& o, std::string_view k) {
-  const json::value& v = At(o, k);
-  if (!v.is_string()) throw Corrupt(std::string(k) + ": not a string");
-  return std::string(v.as_string());
-}
-int64_t Int(const json::object& o, std::string_view k) {
-  const json::value& v = At(o, k);
-  if (v.is_int64()) return v.as_int64();
-  if (v.is_uint64() && v.as_uint64() <= static_cast<uint64_t>(INT64_MAX)) {
-    return static_cast<int64_t>(v.as_uint64());
-  }
-  throw Corrupt(std::string(k) + ": not an integer");
-}
-bool Bool(const json::object& o, std::string_view k) {
-  const json::value& v = At(o, k);
-  if (!v.is_bool()) throw Corrupt(std::string(k) + ": not a boolean");
-  return v.as_bool();
-}
-Instant Time(const json::object& o, std::string_view k) {
-  auto t = ParseRfc3339(Str(o, k));
-  if (!t) throw Corrupt(std::string(k) + ": not an RFC 3339 time");
-  return *t;
-}
-std::optional<Instant> OptTime(const json::object& o, std::string_view k) {
-  const json::value* v = o.if_contains(k);
-  if (!v || v->is_null()) return std::nullopt;
-  return Time(o, k);
-}
-json::value OptTimeJson(const std::optional<Instant>& t) {
-  return t ? json::value(Ts(*t)) : json::value(nullptr);
-}
 State StateOf(const json::object& o, std::string_view k) {
   auto s = ParseState(Str(o, k));
   if (!s) throw Corrupt(std::string(k) + ": not a subscription state");
   return *s;
-}
-const Currency& CurrencyOf(const json::object& o, std::string_view k) {
-  const Currency* c = Currency::Find(Str(o, k));
-  if (!c) throw Corrupt(std::string(k) + ": not a currency");
-  return *c;
 }
 Decimal Dec(const json::value& v, std::string_view what) {
   if (v.is_int64()) return Decimal::FromInt(v.as_int64());
@@ -87,8 +41,6 @@ Decimal Dec(const json::value& v, std::string_view what) {
   if (!d) throw Corrupt(std::string(what) + ": not a decimal");
   return *d;
 }
-Period PeriodOf(const json::object& o) { return Period{Time(o, "start"), Time(o, "end")}; }
-json::object PeriodJson(const Period& p) { return {{"start", Ts(p.start)}, {"end", Ts(p.end)}}; }
 
 json::object MetricTermsJson(const catalog::MetricTerms& m) {
   json::object o;
@@ -251,6 +203,30 @@ Line LineOf(const json::object& o) {
   return l;
 }
 
+json::object ClosingJson(const Closing& c) {
+  json::array lines;
+  for (const auto& l : c.lines) lines.push_back(json::value(l));
+  return {{"invoice", c.invoice},
+          {"subscription", c.subscription},
+          {"period_end", c.period_end},
+          {"period", PeriodJson(c.period)},
+          {"at", Ts(c.at)},
+          {"lines", lines}};
+}
+Closing ClosingOf(const json::object& o) {
+  Closing c;
+  c.invoice = Str(o, "invoice");
+  c.subscription = Str(o, "subscription");
+  c.period_end = Bool(o, "period_end");
+  c.period = PeriodOf(Obj(o, "period"));
+  c.at = Time(o, "at");
+  for (const auto& v : Arr(o, "lines")) {
+    if (!v.is_string()) throw Corrupt("closings[].lines[]: not a string");
+    c.lines.emplace_back(v.as_string());
+  }
+  return c;
+}
+
 json::object CustomJson(const CustomTerms& c) {
   json::object o, metrics;
   if (c.base_fee) {
@@ -270,6 +246,10 @@ TenantSubscriptions DecodeV2(const json::object& o) {
   for (const auto& v : Arr(o, "audit")) t.audit.push_back(AuditOf(AsObj(v, "audit[]")));
   for (const auto& v : Arr(o, "pending_lines")) {
     t.pending_lines.push_back(LineOf(AsObj(v, "pending_lines[]")));
+  }
+  if (o.contains("closings")) {
+    for (const auto& v : Arr(o, "closings"))
+      t.closings.push_back(ClosingOf(AsObj(v, "closings[]")));
   }
   for (const auto& v : Arr(o, "segments")) {
     const auto& s = AsObj(v, "segments[]");
@@ -411,6 +391,8 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
   for (const auto& s : t.previous) previous.push_back(SubJson(s));
   for (const auto& a : t.audit) audit.push_back(AuditJson(a));
   for (const auto& l : t.pending_lines) lines.push_back(LineJson(l));
+  json::array closings;
+  for (const auto& c : t.closings) closings.push_back(ClosingJson(c));
   for (const auto& s : t.segments) {
     segments.push_back(json::object{{"from", Ts(s.from)},
                                     {"schedule", ScheduleJson(s.schedule)},
@@ -426,6 +408,7 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
                  {"previous", previous},
                  {"audit", audit},
                  {"pending_lines", lines},
+                 {"closings", closings},
                  {"segments", segments},
                  {"trial_used", t.trial_used},
                  {"payment_method_on_file", t.has_payment_method},

@@ -83,6 +83,19 @@ struct FeeCharge {
   bool credited = false;  // its unused part was credited; nothing is left
 };
 
+// A billing boundary waiting for its invoice (the invoices module turns it
+// into one, then removes it with the lines it took): written in the same
+// atomic write as the transition that made it, so no boundary is missed or
+// invoiced twice, whatever crashes in between (docs/invoices.md).
+struct Closing {
+  std::string invoice;             // in_…: the id of the invoice it becomes
+  std::string subscription;        // sub_…
+  bool period_end = true;          // a period ended; false: a change invoiced at once
+  Period period;                   // period_end: the period whose usage it bills
+  Instant at;                      // the boundary
+  std::vector<std::string> lines;  // the pending lines it takes (ids)
+};
+
 struct Subscription {
   std::string id;  // sub_…
   PlanRef plan;
@@ -103,6 +116,7 @@ struct TenantSubscriptions {
   std::vector<Subscription> previous;  // ended, oldest first
   std::vector<AuditEntry> audit;
   std::vector<Line> pending_lines;
+  std::vector<Closing> closings;  // oldest first
   // The terms in force so far, one segment per change (the timeline without
   // its projected next transition; see BuildTimeline).
   std::vector<catalog::Segment> segments;

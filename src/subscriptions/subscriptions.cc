@@ -1,6 +1,8 @@
 #include "subscriptions/subscriptions.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
+#include <set>
 
 #include "core/log.h"
 #include "subscriptions/codec.h"
@@ -19,6 +21,13 @@ const char* const kCollection = "subscriptions";
 std::string Ts(Instant t) { return FormatRfc3339(t); }
 Instant Sec(Instant t) { return std::chrono::floor<std::chrono::seconds>(t); }
 std::string Day(Instant t) { return Ts(t).substr(0, 10); }
+
+// The pending lines some closing took already.
+std::set<std::string, std::less<>> TakenLines(const TenantSubscriptions& t) {
+  std::set<std::string, std::less<>> taken;
+  for (const auto& c : t.closings) taken.insert(c.lines.begin(), c.lines.end());
+  return taken;
+}
 
 }  // namespace
 
@@ -42,7 +51,7 @@ struct SubscriptionService::Pending {
 };
 
 storage::CollectionSpec SubscriptionsCollectionSpec() {
-  return {kCollection, {{"due_at", false}, {"outbox", false}}};
+  return {kCollection, {{"due_at", false}, {"outbox", false}, {"closing", false}}};
 }
 
 Period PeriodAt(const Subscription& s, Instant t) {
@@ -104,6 +113,9 @@ caas::Status SubscriptionService::Save(TenantSubscriptions& t, bool is_new) {
   if (auto due = NextDue(t)) {
     doc.keys["due_at"] = storage::SortableTime(due->time_since_epoch().count());
   }
+  if (!t.closings.empty()) {
+    doc.keys["closing"] = storage::SortableTime(t.closings.front().at.time_since_epoch().count());
+  }
   if (!t.outbox.empty()) {
     doc.keys["outbox"] =
         storage::SortableTime(t.outbox.front().occurred_at.time_since_epoch().count());
@@ -151,10 +163,39 @@ void SubscriptionService::AddLine(TenantSubscriptions& t, Line line) {
 // A new period of the current subscription begins at `at`: its base fee is
 // charged now, in advance (prorated when the period is a first calendar
 // period that starts mid-month).
-void SubscriptionService::StartPeriod(TenantSubscriptions& t, Instant at) {
+void SubscriptionService::StartPeriod(TenantSubscriptions& t, Instant at,
+                                      std::optional<Period> ended) {
   Subscription& s = t.current;
   s.period = PeriodAt(s, at);
   s.charges.clear();
+  ChargePeriod(t, at);
+  if (ended) AddClosing(t, s.id, true, *ended, at);
+}
+
+// Records a boundary for the invoices module: the period `ended` of
+// subscription `sub` ended at `at` (period_end), or a change at `at` is
+// invoiced at once. It takes every pending line no earlier closing took.
+void SubscriptionService::AddClosing(TenantSubscriptions& t, const std::string& sub,
+                                     bool period_end, Period ended, Instant at) {
+  Closing c;
+  c.invoice = ids_.Next("in");
+  c.subscription = sub;
+  c.period_end = period_end;
+  c.period = ended;
+  c.at = at;
+  const auto taken = TakenLines(t);
+  for (const auto& l : t.pending_lines) {
+    if (!taken.contains(l.id)) c.lines.push_back(l.id);
+  }
+  // A period that ended as it began (a trial started the second the tenant
+  // was created) has nothing to bill unless lines wait.
+  if (period_end && !(ended.start < ended.end) && c.lines.empty()) return;
+  t.closings.push_back(std::move(c));
+}
+
+// The base fee of the period that begins at `at`, charged in advance.
+void SubscriptionService::ChargePeriod(TenantSubscriptions& t, Instant at) {
+  Subscription& s = t.current;
   if (s.status != State::kActive) return;
   const catalog::Terms terms = TermsOf(t, s.plan, s.status);
   const int64_t full = catalog::SchedulePeriodAt(s.schedule, at).full_seconds;
@@ -251,7 +292,9 @@ void SubscriptionService::StartNew(TenantSubscriptions& t, const PlanRef& plan, 
   t.audit.push_back(AuditEntry{at, std::string(actor), s.id, t.current.plan, State::kCanceled, plan,
                                status, std::move(reason)});
   t.current = std::move(s);
-  StartPeriod(t, at);
+  StartPeriod(t, at, std::nullopt);
+  const Subscription& ended = t.previous.back();
+  AddClosing(t, ended.id, true, ended.period, at);
   SyncSegment(catalog_, t, at);
 }
 
@@ -318,7 +361,7 @@ Result<Effect> SubscriptionService::DoChange(TenantSubscriptions& t, Pending& ev
     }
     Transition(t, cur.plan, State::kActive, actor, "trial converted early", now);
     cur.schedule = catalog::Schedule{now, now, cur.schedule.calendar, std::nullopt};
-    StartPeriod(t, now);
+    StartPeriod(t, now, Period{cur.period.start, now});
     SyncSegment(catalog_, t, now);
     ev.Emit(t, "subscription.trial_converted", json::object{{"plan", to.id}}, now, actor);
     return Effect::kTrialConverted;
@@ -421,8 +464,9 @@ Result<Effect> SubscriptionService::RunOne(TenantSubscriptions& t, Pending& ev, 
     if (t.has_payment_method) {
       Transition(t, s.plan, State::kActive, "scheduler", "trial ended: payment method on file",
                  end);
+      const Period trial = s.period;
       s.schedule = catalog::Schedule{end, end, s.schedule.calendar, std::nullopt};
-      StartPeriod(t, end);
+      StartPeriod(t, end, trial);
       SyncSegment(catalog_, t, end);
       ev.Emit(t, "subscription.trial_converted", json::object{{"plan", s.plan.id}}, end,
               "scheduler");
@@ -436,6 +480,7 @@ Result<Effect> SubscriptionService::RunOne(TenantSubscriptions& t, Pending& ev, 
   }
   if (at < s.period.end) return Effect::kNone;
   const Instant end = s.period.end;
+  const Period ended = s.period;
   if (s.cancel_at_period_end) {
     StartNew(t, free_ref, State::kActive, end, "scheduler", "canceled at period end",
              catalog::Schedule{end, end, s.schedule.calendar, std::nullopt});
@@ -449,7 +494,7 @@ Result<Effect> SubscriptionService::RunOne(TenantSubscriptions& t, Pending& ev, 
                end);
     ev.Emit(t, "subscription.plan_changed", json::object{{"plan", to.id}}, end, "scheduler");
   }
-  StartPeriod(t, end);
+  StartPeriod(t, end, ended);
   SyncSegment(catalog_, t, end);
   ev.Emit(t, "subscription.renewed",
           json::object{{"plan", s.plan.id},
@@ -457,6 +502,18 @@ Result<Effect> SubscriptionService::RunOne(TenantSubscriptions& t, Pending& ev, 
                        {"period_end", Ts(s.period.end)}},
           end, "scheduler");
   return Effect::kNone;
+}
+
+// A change that charges more than it credits is invoiced at once (so an
+// upgrade is paid before it is used); otherwise its lines wait for the
+// period's invoice.
+void SubscriptionService::CloseChange(TenantSubscriptions& t, size_t lines_before, Instant now) {
+  const auto taken = TakenLines(t);
+  int64_t net = 0;
+  for (size_t i = lines_before; i < t.pending_lines.size(); ++i) {
+    if (!taken.contains(t.pending_lines[i].id)) net += t.pending_lines[i].amount.amount_minor();
+  }
+  if (net > 0) AddClosing(t, t.current.id, false, Period{now, now}, now);
 }
 
 Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant created_at,
@@ -481,6 +538,7 @@ Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant
   const size_t events_before = t->outbox.size();
   auto effect = op(*t, pending);
   if (!effect) return effect.error();
+  CloseChange(*t, lines_before, now);
   changed = changed || *effect != Effect::kNone || t->outbox.size() != events_before;
   ChangeResult out;
   out.effect = *effect;
@@ -771,6 +829,95 @@ bool SubscriptionService::RelayOutbox(std::string_view tenant) {
     if (s.error().code != ErrorCode::kConflict) return false;
   }
   return false;
+}
+
+Result<std::optional<SubscriptionService::ClosingWork>> SubscriptionService::FirstClosing(
+    std::string_view tenant) {
+  auto doc = store_.Get(kCollection, tenant);
+  if (!doc) {
+    if (doc.error().code == ErrorCode::kNotFound) return std::optional<ClosingWork>();
+    return doc.error();
+  }
+  auto t = DecodeDocument(doc->body, catalog_);
+  if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
+  if (t->closings.empty()) return std::optional<ClosingWork>();
+  ClosingWork w{t->tenant, t->closings.front(), {}};
+  for (const auto& id : w.closing.lines) {
+    for (const auto& l : t->pending_lines) {
+      if (l.id == id) w.lines.push_back(l);
+    }
+  }
+  return std::optional<ClosingWork>(std::move(w));
+}
+
+Result<SubscriptionService::ClosingWork> SubscriptionService::PreviewNextClosing(
+    std::string_view tenant, Instant created_at) {
+  std::unique_lock lock(mu_);
+  bool is_new = false;
+  auto t = Load(tenant, created_at, &is_new);
+  if (!t) return t.error();
+  lock.unlock();
+  const Instant now = Now();
+  Pending pending{ids_};
+  for (int guard = 0; guard < 10'000; ++guard) {  // catch up first
+    auto due = NextDue(*t);
+    if (!due || *due > now) break;
+    auto r = RunOne(*t, pending, *due);
+    if (!r) return r.error();
+  }
+  const size_t before = t->closings.size();
+  for (int guard = 0; guard < 8 && t->closings.size() == before; ++guard) {
+    auto due = NextDue(*t);
+    if (!due) break;
+    auto r = RunOne(*t, pending, *due);
+    if (!r) return r.error();
+  }
+  if (t->closings.size() == before) {
+    return Error::Make(ErrorCode::kFailedPrecondition, "no period end is scheduled");
+  }
+  ClosingWork w{t->tenant, t->closings[before], {}};
+  for (const auto& id : w.closing.lines) {
+    for (const auto& l : t->pending_lines) {
+      if (l.id == id) w.lines.push_back(l);
+    }
+  }
+  return w;
+}
+
+caas::Status SubscriptionService::CompleteClosing(std::string_view tenant,
+                                                  std::string_view invoice) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::unique_lock lock(mu_);
+    auto doc = store_.Get(kCollection, tenant);
+    if (!doc) return doc.error().code == ErrorCode::kNotFound ? caas::Status::Ok() : doc.error();
+    auto t = DecodeDocument(doc->body, catalog_);
+    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
+    t->doc_version = doc->version;
+    auto it = std::find_if(t->closings.begin(), t->closings.end(),
+                           [&](const Closing& c) { return c.invoice == invoice; });
+    if (it == t->closings.end()) return caas::Status::Ok();
+    const std::set<std::string, std::less<>> taken(it->lines.begin(), it->lines.end());
+    std::erase_if(t->pending_lines, [&](const Line& l) { return taken.contains(l.id); });
+    t->closings.erase(it);
+    caas::Status s = Save(*t, false);
+    if (s) {
+      lock.unlock();
+      Notify(*t);
+      return s;
+    }
+    if (s.error().code != ErrorCode::kConflict) return s;
+  }
+  return Error::Make(ErrorCode::kConflict, "the subscription document kept changing");
+}
+
+std::optional<Instant> SubscriptionService::EarliestClosing() {
+  return storage::EarliestTime(store_, kCollection, "closing");
+}
+
+std::optional<std::string> SubscriptionService::TenantWithClosingDue(Instant until) {
+  auto page = storage::DueBy(store_, kCollection, "closing", until, 1);
+  if (page.items.empty()) return std::nullopt;
+  return page.items.front().doc.id;
 }
 
 void SubscriptionService::RegisterWith(jobs::Scheduler& scheduler) {

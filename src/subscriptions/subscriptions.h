@@ -95,6 +95,25 @@ class SubscriptionService {
   // Throws StorageError.
   bool RelayOutbox(std::string_view tenant);
 
+  // Billing boundaries waiting for their invoices (the invoices module's
+  // work, docs/invoices.md "Period close"): the tenant's first closing with
+  // copies of the lines it takes, read without writing; nullopt when none.
+  struct ClosingWork {
+    std::string tenant;
+    Closing closing;
+    std::vector<Line> lines;
+  };
+  Result<std::optional<ClosingWork>> FirstClosing(std::string_view tenant);
+  // The closing the current period's end will make (what the next invoice
+  // takes), computed without writing anything.
+  Result<ClosingWork> PreviewNextClosing(std::string_view tenant, Instant created_at);
+  // Removes the closing that became `invoice` and the lines it took, in one
+  // write; Ok when it is gone already. Throws StorageError.
+  caas::Status CompleteClosing(std::string_view tenant, std::string_view invoice);
+  // The earliest closing of any tenant, and a tenant with one due by `until`.
+  std::optional<Instant> EarliestClosing();
+  std::optional<std::string> TenantWithClosingDue(Instant until);
+
   // Called after every write, outside the service's lock, with the stored
   // state (metering takes the new terms timeline from it).
   using Observer = std::function<void(const TenantSubscriptions&)>;
@@ -146,7 +165,13 @@ class SubscriptionService {
                   std::string_view actor, std::string reason, Instant at);
   void StartNew(TenantSubscriptions& t, const PlanRef& plan, State status, Instant at,
                 std::string_view actor, std::string reason, catalog::Schedule schedule);
-  void StartPeriod(TenantSubscriptions& t, Instant at);
+  // A new period begins at `at` (its fee charged); `ended`: the period of
+  // the same subscription that ended there, to be invoiced.
+  void StartPeriod(TenantSubscriptions& t, Instant at, std::optional<Period> ended);
+  void ChargePeriod(TenantSubscriptions& t, Instant at);
+  void AddClosing(TenantSubscriptions& t, const std::string& sub, bool period_end, Period ended,
+                  Instant at);
+  void CloseChange(TenantSubscriptions& t, size_t lines_before, Instant now);
   void ChangeFee(TenantSubscriptions& t, const catalog::Terms& to, Instant at);
   void CreditUnused(TenantSubscriptions& t, Instant at);
   void AddLine(TenantSubscriptions& t, Line line);

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include "core/decimal.h"
 #include "core/money.h"
 #include "core/text.h"
 
@@ -61,6 +62,17 @@ std::vector<Error> ValidateTenantFields(const TenantFields& f, bool creating) {
       }
     }
   }
+  if (f.tax_mode && *f.tax_mode != "standard" && *f.tax_mode != "exempt" &&
+      *f.tax_mode != "reverse_charge") {
+    errors.push_back(Error::Invalid("tax_mode", "must be one of standard, exempt, reverse_charge"));
+  }
+  if (f.tax_rate) {
+    auto d = Decimal::Parse(*f.tax_rate);
+    if (!d || d->IsNegative() || *d > Decimal::FromInt(100) || (d->raw() % 100'000'000) != 0) {
+      errors.push_back(Error::Invalid(
+          "tax_rate", "must be a percentage from 0 to 100 with at most 4 decimals, like \"19\""));
+    }
+  }
   if (f.address) {
     const Address& a = *f.address;
     CheckText(errors, "address.line1", a.line1, 200, true);
@@ -97,6 +109,8 @@ boost::json::object TenantToJson(const Tenant& t) {
   }
   o["tax_id"] = t.tax_id.empty() ? json::value(nullptr) : json::value(t.tax_id);
   o["currency"] = t.currency;
+  o["tax_mode"] = t.tax_mode;
+  o["tax_rate"] = t.tax_rate;
   o["created_at"] = FormatRfc3339(t.created_at);
   o["updated_at"] = FormatRfc3339(t.updated_at);
   return o;
@@ -111,6 +125,8 @@ Result<Tenant> TenantFromJson(const boost::json::value& v) {
   t.billing_email = Str(*o, "billing_email");
   t.tax_id = Str(*o, "tax_id");
   t.currency = Str(*o, "currency");
+  if (o->contains("tax_mode")) t.tax_mode = Str(*o, "tax_mode");
+  if (o->contains("tax_rate")) t.tax_rate = Str(*o, "tax_rate");
   if (const json::value* a = o->if_contains("address"); a && a->is_object()) {
     const auto& ao = a->as_object();
     t.address = Address{Str(ao, "line1"), Str(ao, "line2"),       Str(ao, "city"),

@@ -28,6 +28,11 @@ struct Tenant {
   std::optional<Address> address;
   std::string tax_id;    // empty when none
   std::string currency;  // ISO 4217 code the tenant is billed in
+  // How invoices tax it (docs/invoices.md, "Tax"): "standard" at `tax_rate`
+  // percent (a decimal, "0" by default), "exempt", or "reverse_charge" (the
+  // customer accounts for the VAT; needs its tax_id).
+  std::string tax_mode = "standard";
+  std::string tax_rate = "0";
   Instant created_at;
   Instant updated_at;
   int64_t version = 0;  // storage version, for conditional writes
@@ -42,6 +47,8 @@ struct TenantFields {
   bool clear_address = false;  // update: remove the address
   std::optional<std::string> tax_id;
   std::optional<std::string> currency;
+  std::optional<std::string> tax_mode;
+  std::optional<std::string> tax_rate;
 };
 
 // Every problem with the fields, each naming its field ("address.country").

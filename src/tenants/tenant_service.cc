@@ -2,6 +2,8 @@
 
 #include <boost/json.hpp>
 
+#include "core/decimal.h"
+
 namespace caas::tenants {
 namespace json = boost::json;
 
@@ -32,6 +34,18 @@ void Apply(Tenant& t, const TenantFields& f) {
   if (f.clear_address) t.address.reset();
   if (f.tax_id) t.tax_id = *f.tax_id;
   if (f.currency) t.currency = *f.currency;
+  if (f.tax_mode) t.tax_mode = *f.tax_mode;
+  if (f.tax_rate) {
+    t.tax_rate = Decimal::Parse(*f.tax_rate).value().ToString();  // validated: canonical form
+  }
+}
+
+// Reverse charge prints both VAT ids, so the customer's must be known.
+std::optional<Error> CheckTax(const Tenant& t) {
+  if (t.tax_mode == "reverse_charge" && t.tax_id.empty()) {
+    return Error::Invalid("tax_id", "is required when tax_mode is reverse_charge");
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -45,6 +59,7 @@ Result<Tenant> TenantService::Create(const TenantFields& fields, std::string id,
   t.id = id.empty() ? ids_.Next("tnt") : std::move(id);
   t.currency = "USD";
   Apply(t, fields);
+  if (auto e = CheckTax(t)) return Reject({*e}, errors).error();
   t.created_at = t.updated_at = clock_.Now();
   storage::Document doc{t.id, 0, json::serialize(TenantToJson(t)), {}};
   Status s = store_.Insert(kTenantsCollection, doc);
@@ -86,6 +101,7 @@ Result<Tenant> TenantService::Update(std::string_view id, const TenantFields& fi
     if (!current) return current.error();
     Tenant t = std::move(*current);
     Apply(t, fields);
+    if (auto e = CheckTax(t)) return Reject({*e}, errors).error();
     t.updated_at = clock_.Now();
     storage::Document doc{t.id, 0, json::serialize(TenantToJson(t)), {}};
     auto v = store_.Replace(kTenantsCollection, doc, t.version);

@@ -81,7 +81,11 @@ def test_upgrade_mid_period_then_downgrade_at_period_end(clock_server):
     sub = s.request("GET", "/v1/tenants/%s/subscription" % t)[2]
     assert sub["subscription"]["plan"] == "free"
     assert sub["subscription"]["current_period"]["start"] == "2026-04-01T00:00:00Z"
-    assert [l["amount"]["amount_minor"] for l in sub["pending_lines"]] == [4950]
+    # The upgrade's proration was invoiced at once; the period's invoice (no
+    # fee: Free) takes the rest. Nothing waits.
+    assert sub["pending_lines"] == []
+    invs = s.request("GET", "/v1/invoices?tenant=" + t)[2]["data"]
+    assert [(i["kind"], i["total"]["amount_minor"]) for i in invs] == [("change", 4950), ("period", 0)]
     # ...and Free's hard limits again after the downgrade.
     q = s.request("POST", "/v1/quota/check", {"tenant": t, "metric": "messages", "quantity": 50000})[2]
     assert q["allowed"] is False and q["limit"] == 10000
@@ -146,11 +150,15 @@ def test_trial_with_and_without_a_card(clock_server, card):
     advance(s, "2026-03-15T00:00:01Z")
     sub = s.request("GET", "/v1/tenants/%s/subscription" % t)[2]["subscription"]
     assert (sub["plan"], sub["status"]) == (("pro", "active") if card else ("free", "active"))
-    lines = s.request("GET", "/v1/tenants/%s/subscription" % t)[2]["pending_lines"]
+    invs = s.request("GET", "/v1/invoices?tenant=" + t)[2]["data"]
+    trial_end = [i for i in invs if i["period"] and i["period"]["end"] == "2026-03-15T00:00:00Z"]
+    assert len(trial_end) == 1
+    lines = [(l["type"], l["amount"]["amount_minor"]) for l in trial_end[0]["lines"]]
     if card:
         assert sub["current_period"] == {"start": "2026-03-15T00:00:00Z", "end": "2026-04-15T00:00:00Z"}
-        # The first paid period's fee, charged at its start; the trial cost nothing.
-        assert [(l["kind"], l["amount"]["amount_minor"]) for l in lines] == [("base_fee", 9900)]
+        # The first paid period's fee, charged at its start, is on the trial's
+        # closing invoice; the trial cost nothing.
+        assert lines == [("base_fee", 9900)]
     else:
         assert lines == []
     # One trial per tenant, whichever way the first one ended.
@@ -251,7 +259,9 @@ def test_subscriptions_cli(clock_server):
     r = run("subscriptions", "change", t, "pro")
     assert r.returncode == 0 and "plan pro v1" in r.stdout, r.stdout + r.stderr
     r = run("subscriptions", "show", t)
-    assert r.returncode == 0 and "49.50 USD" in r.stdout, r.stdout
+    assert r.returncode == 0 and "plan pro v1" in r.stdout, r.stdout
+    r = run("invoices", "list", "--tenant", t)  # the upgrade was invoiced at once
+    assert r.returncode == 0 and "INV-2026-000001" in r.stdout and "USD 49.50" in r.stdout, r.stdout
     r = run("subscriptions", "cancel", t)
     assert r.returncode == 0 and "cancels at period end" in r.stdout, r.stdout
     r = run("subscriptions", "cancel", t)

@@ -1,0 +1,16 @@
+// `caas-billing invoices list|show|close`: the invoices of a running server
+// (GET /v1/invoices…, POST /v1/invoices/close).
+#pragma once
+
+#include <string>
+
+#include "app/client.h"
+
+namespace caas::app {
+
+int RunInvoicesList(const ClientTarget& c, const std::string& tenant, const std::string& status,
+                    int limit, bool json);
+int RunInvoicesShow(const ClientTarget& c, const std::string& id, bool json);
+int RunInvoicesClose(const ClientTarget& c, const std::string& tenant, const std::string& at);
+
+}  // namespace caas::app
