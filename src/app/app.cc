@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "core/log.h"
 #include "http/idempotency.h"
@@ -162,6 +164,16 @@ App::App(const Config& config, bool migrate, bool metering) {
   io.late_window = std::chrono::hours(24) * config.late_window_days;
   io.issuer = invoices::Party{config.issuer_name, config.issuer_address, config.issuer_tax_id,
                               config.issuer_email};
+  io.pdf.paper = config.invoice_paper == "letter" ? invoices::Paper::kLetter : invoices::Paper::kA4;
+  if (!config.issuer_logo.empty()) {
+    std::ifstream in(config.issuer_logo, std::ios::binary);
+    if (!in) throw std::runtime_error("issuer.logo: cannot read " + config.issuer_logo);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    io.pdf.logo_png = ss.str();
+  }
+  io.mail_from = config.mail_from;
+  io.email_zero = config.email_zero_invoices;
   invoices_ = std::make_unique<invoices::InvoiceService>(
       *store_, *clock_, *ids_, *subscriptions_, *tenants_,
       [this](std::string_view tenant, Instant at) -> Result<invoices::PeriodUsage> {
@@ -186,6 +198,15 @@ App::App(const Config& config, bool migrate, bool metering) {
       },
       io);
   invoices_->RegisterWith(*scheduler_);
+  blobs_ = std::make_unique<storage::FileBlobStore>(config.data_dir + "/blobs");
+  if (config.smtp_url.empty()) {
+    mailer_ = mail::MakeEmlMailer(config.data_dir + "/outbox");
+  } else {
+    mailer_ = mail::MakeSmtpMailer(
+        {config.smtp_url, config.smtp_user, config.smtp_password, 30, config.smtp_ca_file});
+  }
+  invoices_->EnableDelivery(*jobs_, *blobs_, *mailer_);
+  Log(LogLevel::kInfo, "invoice_delivery", {{"mailer", mailer_->Describe()}});
   subscriptions_->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
     if (!t.closings.empty()) scheduler_->Wake();
   });

@@ -53,6 +53,16 @@ struct Config {
   std::string issuer_logo;
   // How long a period's draft waits for late events before it is finalized.
   int invoice_grace_seconds = 3600;
+  std::string invoice_paper = "a4";  // or "letter"
+  // Invoice e-mail: SMTP when smtp_url is set (CAAS_BILLING_SMTP_URL,
+  // _USER, _PASSWORD — the password from the environment only), else .eml
+  // files in DATA_DIR/outbox.
+  std::string smtp_url;
+  std::string smtp_user;
+  std::string smtp_password;
+  std::string smtp_ca_file;  // CA certificates for STARTTLS (empty: the system's)
+  std::string mail_from = "billing@localhost";
+  bool email_zero_invoices = false;
 };
 
 // The declared collections of every module.
@@ -85,6 +95,7 @@ class App {
   jobs::JobQueue& jobs() { return *jobs_; }
   // Null unless metering runs (invoices rate metered usage): the server.
   invoices::InvoiceService* invoices() { return invoices_.get(); }
+  mail::Mailer* mailer() { return mailer_.get(); }
   // Runs everything that falls due: jobs, subscription transitions, outbox
   // relays, the expiry of idempotency records. The server starts its
   // workers on the system clock; on a manual clock POST /v1/clock/advance
@@ -108,6 +119,8 @@ class App {
   std::unique_ptr<http::Idempotency> idempotency_;  // for the expiry of records
   ManualClock* manual_clock_ = nullptr;
   std::unique_ptr<metering::MeteringEngine> metering_;
+  std::unique_ptr<storage::BlobStore> blobs_;
+  std::unique_ptr<mail::Mailer> mailer_;
   std::unique_ptr<invoices::InvoiceService> invoices_;
   std::unique_ptr<jobs::Scheduler> scheduler_;  // destroyed first: its workers use the rest
 };

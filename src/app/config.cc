@@ -109,6 +109,18 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                                   "email, logo)");
           }
         }
+      } else if (key == "invoice_paper" && kv.value().is_string()) {
+        c.invoice_paper = std::string(kv.value().as_string());
+      } else if (key == "smtp_url" && kv.value().is_string()) {
+        c.smtp_url = std::string(kv.value().as_string());
+      } else if (key == "smtp_user" && kv.value().is_string()) {
+        c.smtp_user = std::string(kv.value().as_string());
+      } else if (key == "smtp_ca_file" && kv.value().is_string()) {
+        c.smtp_ca_file = std::string(kv.value().as_string());
+      } else if (key == "mail_from" && kv.value().is_string()) {
+        c.mail_from = std::string(kv.value().as_string());
+      } else if (key == "email_zero_invoices" && kv.value().is_bool()) {
+        c.email_zero_invoices = kv.value().as_bool();
       } else if (key == "invoice_grace_seconds" && kv.value().is_int64() &&
                  kv.value().as_int64() >= 0 && kv.value().as_int64() <= 86400 * 7) {
         c.invoice_grace_seconds = static_cast<int>(kv.value().as_int64());
@@ -187,6 +199,19 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                             "must be a whole number of seconds from 0 to 604800");
     }
     c.invoice_grace_seconds = static_cast<int>(secs);
+  }
+  if (auto* v = from_env("CAAS_BILLING_INVOICE_PAPER")) c.invoice_paper = *v;
+  if (c.invoice_paper != "a4" && c.invoice_paper != "letter") {
+    return Error::Invalid("invoice_paper", "must be a4 or letter");
+  }
+  if (auto* v = from_env("CAAS_BILLING_SMTP_URL")) c.smtp_url = *v;
+  if (auto* v = from_env("CAAS_BILLING_SMTP_USER")) c.smtp_user = *v;
+  if (auto* v = from_env("CAAS_BILLING_SMTP_PASSWORD")) c.smtp_password = *v;
+  if (auto* v = from_env("CAAS_BILLING_MAIL_FROM")) c.mail_from = *v;
+  if (auto* v = from_env("CAAS_BILLING_SMTP_CA_FILE")) c.smtp_ca_file = *v;
+  if (!c.smtp_url.empty() && c.smtp_url.rfind("smtp://", 0) != 0 &&
+      c.smtp_url.rfind("smtps://", 0) != 0) {
+    return Error::Invalid("smtp_url", "must be smtp://HOST:PORT or smtps://HOST:PORT");
   }
   if (c.issuer_name.empty() || c.issuer_name.size() > 200) {
     return Error::Invalid("issuer.name", "must be 1 to 200 characters");

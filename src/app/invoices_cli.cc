@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 
 namespace caas::app {
@@ -88,6 +89,37 @@ int RunInvoicesShow(const ClientTarget& c, const std::string& id, bool as_json) 
   } else {
     PrintInvoice(*r);
   }
+  return 0;
+}
+
+int RunInvoicesPdf(const ClientTarget& c, const std::string& id, const std::string& out) {
+  auto client = ApiClient::Create(c.url, c.key);
+  if (!client) {
+    std::cerr << "caas-billing: " << client.error().message << "\n";
+    return 2;
+  }
+  ClientResponse r;
+  try {
+    r = (*client)->Send("GET", "/v1/invoices/" + id + "/pdf", "", "");
+  } catch (const std::exception& e) {
+    std::cerr << "caas-billing: " << e.what() << "\n";
+    return 2;
+  }
+  if (r.status != 200) {
+    std::cerr << "caas-billing: " << r.status << " " << r.body << "\n";
+    return r.status == 409 ? 1 : 2;
+  }
+  if (out == "-") {
+    std::cout.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
+    return 0;
+  }
+  std::ofstream f(out, std::ios::binary);
+  f.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
+  if (!f) {
+    std::cerr << "caas-billing: cannot write " << out << "\n";
+    return 2;
+  }
+  std::cout << "wrote " << out << " (" << r.body.size() << " bytes)\n";
   return 0;
 }
 

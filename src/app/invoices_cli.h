@@ -11,6 +11,8 @@ namespace caas::app {
 int RunInvoicesList(const ClientTarget& c, const std::string& tenant, const std::string& status,
                     int limit, bool json);
 int RunInvoicesShow(const ClientTarget& c, const std::string& id, bool json);
+// Writes the PDF to `out` ("-": stdout).
+int RunInvoicesPdf(const ClientTarget& c, const std::string& id, const std::string& out);
 int RunInvoicesClose(const ClientTarget& c, const std::string& tenant, const std::string& at);
 
 }  // namespace caas::app

@@ -243,6 +243,10 @@ int Main(int argc, char** argv) {
   auto* i_show = inv_cmd->add_subcommand("show", "one invoice, its lines and totals");
   i_show->add_option("id", i_id, "invoice id (in_…)")->required();
   i_show->add_flag("--json", i_json, "as JSON");
+  std::string i_out;
+  auto* i_pdf = inv_cmd->add_subcommand("pdf", "the invoice's PDF");
+  i_pdf->add_option("id", i_id, "invoice id (in_…)")->required();
+  i_pdf->add_option("-o,--out", i_out, "the file to write (default NUMBER.pdf; - for stdout)");
   auto* i_close = inv_cmd->add_subcommand(
       "close", "invoice every period that ended (by --at, default now) that has none yet");
   i_close->add_option("--tenant", i_tenant, "only this tenant (default: every tenant)");
@@ -290,6 +294,7 @@ int Main(int argc, char** argv) {
     const ClientTarget target{client_url, client_key};
     if (*i_list) return RunInvoicesList(target, i_tenant, i_status, i_limit, i_json);
     if (*i_show) return RunInvoicesShow(target, i_id, i_json);
+    if (*i_pdf) return RunInvoicesPdf(target, i_id, i_out.empty() ? i_id + ".pdf" : i_out);
     return RunInvoicesClose(target, i_tenant, i_at);
   }
   if (*jobs_cmd) {

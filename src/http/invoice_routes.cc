@@ -135,6 +135,45 @@ void AddInvoiceRoutes(Api& api, Services s) {
     return JsonResponse(200, inv::InvoiceToJson(*v, false));
   });
 
+  for (const bool cn : {false, true}) {
+    api.Add(
+        "GET", cn ? "/v1/credit_notes/{id}/pdf" : "/v1/invoices/{id}/pdf", Access::kAnyKey,
+        [s, cn](Context& ctx) -> Response {
+          const auto id = ctx.Param("id");
+          if (!IsValidId(id, cn ? "cn" : "in")) {
+            return ProblemFromError(
+                Error::Invalid("id", cn ? "must be a credit note id" : "must be an invoice id"));
+          }
+          auto doc = cn ? s.invoices->GetCreditNote(id) : s.invoices->Get(id);
+          if (!doc || !ctx.principal.MaySee(doc->tenant)) {
+            if (!doc && doc.error().code != ErrorCode::kNotFound) {
+              return ProblemFromError(doc.error());
+            }
+            return NotFound(cn ? "credit note" : "invoice", id);
+          }
+          auto pdf = s.invoices->Pdf(id, cn);
+          if (!pdf) return ProblemFromError(pdf.error());
+          Response r;
+          r.status = 200;
+          r.content_type = "application/pdf";
+          r.body = std::move(*pdf);
+          const std::string name = doc->number.empty() ? doc->id : doc->number;
+          r.headers.emplace_back("Content-Disposition", "inline; filename=\"" + name + ".pdf\"");
+          return r;
+        });
+  }
+
+  api.Add("POST", "/v1/invoices/{id}/send", Access::kAdmin, [s](Context& ctx) -> Response {
+    auto r = Visible(s, ctx, ctx.Param("id"));
+    if (auto* p = std::get_if<Response>(&r)) return std::move(*p);
+    auto j = s.invoices->Send(ctx.Param("id"), false);
+    if (!j) return InvoiceProblem(j.error());
+    if (s.scheduler) s.scheduler->Wake();
+    return JsonResponse(
+        202, json::object{
+                 {"object", "send"}, {"invoice", std::string(ctx.Param("id"))}, {"job", j->id}});
+  });
+
   // Period close on demand (the scheduler closes at each period end).
   api.Add("POST", "/v1/invoices/close", Access::kAdmin, [s](Context& ctx) -> Response {
     std::string tenant;

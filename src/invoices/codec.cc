@@ -128,6 +128,17 @@ json::object InvoiceToJson(const Invoice& inv, bool with_internal) {
                  {"finalize_at", Ts(inv.finalize_at)},
                  {"finalized_at", OptTimeJson(inv.finalized_at)},
                  {"voided_at", OptTimeJson(inv.voided_at)}};
+  if (inv.pdf) {
+    o["pdf"] =
+        json::object{{"key", inv.pdf->key}, {"sha256", inv.pdf->sha256}, {"bytes", inv.pdf->bytes}};
+  } else {
+    o["pdf"] = nullptr;
+  }
+  o["email"] = json::object{{"status", inv.email.status},
+                            {"to", inv.email.to},
+                            {"message_id", inv.email.message_id},
+                            {"at", OptTimeJson(inv.email.at)},
+                            {"error", inv.email.error}};
   if (cn) {
     o["credits"] = inv.credits;
   } else {
@@ -213,6 +224,15 @@ Result<Invoice> InvoiceFromJson(std::string_view text) {
           BilledUsage{Time(b, "period_start"), Time(b, "slice_from"), *m, Dec(b, "units")});
     }
     inv.credit_pending = Bool(o, "credit_pending");
+    if (const auto* p = o.if_contains("pdf"); p && !p->is_null()) {
+      const auto& po = AsObj(*p, "pdf");
+      inv.pdf = PdfRef{Str(po, "key"), Str(po, "sha256"), Int(po, "bytes")};
+    }
+    if (const auto* e = o.if_contains("email"); e && !e->is_null()) {
+      const auto& eo = AsObj(*e, "email");
+      inv.email = EmailRecord{Str(eo, "status"), Str(eo, "to"), Str(eo, "message_id"),
+                              OptTime(eo, "at"), Str(eo, "error")};
+    }
     for (const auto& e : Arr(o, "outbox")) {
       auto ev = events::BillingEventFromJson(e);
       if (!ev) throw Corrupt("outbox[]: not a billing event");

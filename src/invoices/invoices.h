@@ -29,8 +29,12 @@
 #include "core/status.h"
 #include "invoices/model.h"
 #include "invoices/numbering.h"
+#include "invoices/pdf.h"
 #include "invoices/rating.h"
+#include "jobs/queue.h"
 #include "jobs/scheduler.h"
+#include "mail/mailer.h"
+#include "storage/blob_store.h"
 #include "storage/document_store.h"
 #include "subscriptions/subscriptions.h"
 #include "tenants/tenant_service.h"
@@ -47,7 +51,10 @@ struct InvoiceOptions {
   // Earlier periods are checked for late usage as long as events for them
   // are accepted (metering's late window).
   std::chrono::seconds late_window = std::chrono::hours(24 * 35);
-  Party issuer;  // from configuration
+  Party issuer;             // from configuration
+  PdfOptions pdf;           // paper size and the issuer's logo
+  std::string mail_from;    // the sender of invoice e-mails
+  bool email_zero = false;  // e-mail $0 invoices too (they are finalized either way)
 };
 
 // A day of usage behind a line (metering's daily aggregates).
@@ -109,6 +116,17 @@ class InvoiceService {
   // relay, reservations and credit notes a crash left.
   void RegisterWith(jobs::Scheduler& scheduler);
 
+  // Delivery: once a document is finalized (its event relayed), a job
+  // renders its PDF into `blobs` and e-mails it with `mailer`, retried with
+  // backoff; the outcome is recorded on the document. Without this, nothing
+  // is rendered or sent until asked (Pdf()).
+  void EnableDelivery(jobs::JobQueue& jobs, storage::BlobStore& blobs, mail::Mailer& mailer);
+  // The PDF of an invoice (`credit_note`: of a credit note): the stored one,
+  // else rendered (and stored once final). A draft renders as a draft.
+  Result<std::string> Pdf(std::string_view id, bool credit_note);
+  // E-mails a finalized document again (a new job); returns the job.
+  Result<jobs::Job> Send(std::string_view id, bool credit_note);
+
   // Publishes an invoice's (or credit note's) outbox. Throws StorageError.
   bool RelayOutbox(std::string_view collection, std::string_view id);
 
@@ -131,6 +149,10 @@ class InvoiceService {
   Result<Invoice> FinalizeIn(std::string_view collection, std::string_view id,
                              std::optional<std::string> series, std::string_view actor);
   Status IssueCreditNote(const Invoice& inv);
+  Status Deliver(const jobs::Job& job, bool resend);
+  // Applies `f` to the stored document with versioned retries.
+  Status Update(std::string_view collection, std::string_view id,
+                const std::function<void(Invoice&)>& f);
   void Emit(Invoice& inv, std::string type, boost::json::object data, std::string_view actor);
   // What a new invoice takes from its tenant and the issuer: currency,
   // tax, both parties.
@@ -147,6 +169,9 @@ class InvoiceService {
   DailySource daily_;
   InvoiceOptions options_;
   NumberSeries numbers_;
+  jobs::JobQueue* jobs_ = nullptr;  // delivery; set up before use
+  storage::BlobStore* blobs_ = nullptr;
+  mail::Mailer* mailer_ = nullptr;
 };
 
 }  // namespace caas::invoices

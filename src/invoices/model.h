@@ -74,6 +74,23 @@ struct BilledUsage {
 
 enum class DocKind { kInvoice, kCreditNote };
 
+// The stored PDF (rendered once, after finalization).
+struct PdfRef {
+  std::string key;     // in the blob store
+  std::string sha256;  // of its bytes
+  int64_t bytes = 0;
+};
+
+// What became of the e-mail: "" (not yet), "sent", "skipped" (no address, or
+// a $0 invoice), "failed" (a permanent refusal or every attempt failed).
+struct EmailRecord {
+  std::string status;
+  std::string to;
+  std::string message_id;
+  std::optional<Instant> at;
+  std::string error;
+};
+
 struct Invoice {
   std::string id;  // in_… (a credit note: cn_…)
   DocKind doc_kind = DocKind::kInvoice;
@@ -105,6 +122,8 @@ struct Invoice {
   std::string credit_note;      // an invoice voided: its credit note (cn_…)
   std::string credits;          // a credit note: the invoice it credits
   bool credit_pending = false;  // voided, its credit note not numbered yet
+  std::optional<PdfRef> pdf;
+  EmailRecord email;
   std::vector<events::BillingEvent> outbox;
   int64_t version = 0;
 };

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "catalog/allowance.h"
+#include "core/hash.h"
 #include "events/billing_events.h"
 #include "invoices/codec.h"
 #include "storage/fault_store.h"
@@ -26,18 +27,60 @@ using subscriptions::ChangeRequest;
 Instant At(const char* s) { return ParseRfc3339(s).value(); }
 
 std::vector<storage::CollectionSpec> Specs() {
-  return {tenants::TenantsCollectionSpec(),      subscriptions::SubscriptionsCollectionSpec(),
-          events::BillingEventsCollectionSpec(), InvoicesCollectionSpec(),
-          CreditNotesCollectionSpec(),           NumbersCollectionSpec()};
+  return {tenants::TenantsCollectionSpec(),
+          subscriptions::SubscriptionsCollectionSpec(),
+          events::BillingEventsCollectionSpec(),
+          InvoicesCollectionSpec(),
+          CreditNotesCollectionSpec(),
+          NumbersCollectionSpec(),
+          jobs::JobsCollectionSpec()};
 }
 
 // Messages used per tenant and billing period (by its start), standing in
 // for metering.
 using UsageBook = std::map<std::string, std::map<int64_t, int64_t>>;
 
+// Blobs and mail that outlive a "process" (a World), like files and a
+// mail server do.
+class MemoryBlobs final : public storage::BlobStore {
+ public:
+  Status Put(std::string_view key, std::string_view bytes) override {
+    std::lock_guard lock(mu_);
+    blobs_[std::string(key)] = std::string(bytes);
+    return Status::Ok();
+  }
+  Result<std::string> Get(std::string_view key) override {
+    std::lock_guard lock(mu_);
+    auto it = blobs_.find(std::string(key));
+    if (it == blobs_.end()) return Error::NotFound("no blob");
+    return it->second;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::string> blobs_;
+};
+class CountingMailer final : public mail::Mailer {
+ public:
+  Status Send(const mail::Mail& m) override {
+    std::lock_guard lock(mu);
+    ++sent[m.subject];
+    pdfs[m.subject] = m.attachments.at(0).bytes;
+    return Status::Ok();
+  }
+  std::string Describe() const override { return "counting"; }
+  std::mutex mu;
+  std::map<std::string, int> sent;  // by subject (it names the number)
+  std::map<std::string, std::string> pdfs;
+};
+struct Outside {
+  MemoryBlobs blobs;
+  CountingMailer mailer;
+};
+
 // The services of one process on a store; a "restart" is a new World.
 struct World {
-  World(storage::DocumentStore& s, ManualClock& c, UsageBook& book)
+  World(storage::DocumentStore& s, ManualClock& c, UsageBook& book, Outside* outside = nullptr)
       : store(s),
         clock(c),
         ids(c),
@@ -67,7 +110,11 @@ struct World {
               return u;
             },
             nullptr, InvoiceOptions{}),
+        jobs(s, c, ids, "test"),
         scheduler(c) {
+    scheduler.Add(jobs::Scheduler::Source{"jobs", [this] { return jobs.NextDue(); },
+                                          [this](Instant until) { return jobs.RunOne(until); }});
+    if (outside) inv.EnableDelivery(jobs, outside->blobs, outside->mailer);
     subs.SetTenantLookup([this](std::string_view t) -> std::optional<Instant> {
       auto x = tenants.Get(t);
       if (!x) return std::nullopt;
@@ -102,6 +149,7 @@ struct World {
   tenants::TenantService tenants;
   subscriptions::SubscriptionService subs;
   InvoiceService inv;
+  jobs::JobQueue jobs;
   jobs::Scheduler scheduler;
 };
 
@@ -232,6 +280,7 @@ TEST(InvoiceCrash, AKillAtAnyWriteOfCloseFinalizeNumberOrVoidRecovers) {
   // Count the writes of a clean run, then crash at each in turn.
   int writes = 0;
   {
+    Outside outside;
     storage::MemoryStore inner(Specs());
     testing::FaultStore store(inner, [&](auto, auto, auto) {
       ++writes;
@@ -240,7 +289,7 @@ TEST(InvoiceCrash, AKillAtAnyWriteOfCloseFinalizeNumberOrVoidRecovers) {
     ManualClock clock(At("2026-03-01T00:00:00Z"));
     UsageBook book;
     book["tnt_A"][At("2026-03-01T00:00:00Z").time_since_epoch().count()] = 150'000;
-    World w(store, clock, book);
+    World w(store, clock, book, &outside);
     RunScenario(w);
   }
   ASSERT_GT(writes, 20);
@@ -252,6 +301,7 @@ TEST(InvoiceCrash, AKillAtAnyWriteOfCloseFinalizeNumberOrVoidRecovers) {
     book["tnt_A"][At("2026-03-01T00:00:00Z").time_since_epoch().count()] = 150'000;
     int n = 0;
     std::string crashed_at;
+    Outside outside;
     {
       testing::FaultStore store(
           inner, [&](std::string_view op, std::string_view c, std::string_view id) -> Status {
@@ -261,16 +311,17 @@ TEST(InvoiceCrash, AKillAtAnyWriteOfCloseFinalizeNumberOrVoidRecovers) {
             }
             return Status::Ok();
           });
-      World w(store, clock, book);
+      World w(store, clock, book, &outside);
       try {
         RunScenario(w);
       } catch (const Crash&) {
       }
     }
     SCOPED_TRACE(crashed_at);
-    World after(inner, clock, book);  // the restart
-    after.RunTo(clock.Now());         // recovery: every due source
-    RunScenario(after);               // the client retries what it did not see done
+    World after(inner, clock, book, &outside);  // the restart
+    after.RunTo(clock.Now());                   // recovery: every due source
+    RunScenario(after);                         // the client retries what it did not see done
+    after.RunTo(At("2026-04-01T04:00:00Z"));    // leases of jobs the crash held expire
     CheckInvariants(inner);
     auto invoices = All(inner, "invoices");
     ASSERT_EQ(invoices.size(), 2u);
@@ -304,6 +355,24 @@ TEST(InvoiceCrash, AKillAtAnyWriteOfCloseFinalizeNumberOrVoidRecovers) {
     EXPECT_TRUE(doc->closings.empty());
     EXPECT_TRUE(doc->pending_lines.empty());
     EXPECT_FALSE(after.inv.numbers().EarliestReservation().has_value());
+    // Every final document e-mailed at least once (a crash between sending
+    // and recording sends it again, with the same Message-ID) and recorded
+    // once, with the PDF that is stored.
+    for (const char* c : {"invoices", "credit_notes"}) {
+      for (const Invoice& i : All(inner, c)) {
+        EXPECT_EQ(i.email.status, "sent") << i.id;
+        ASSERT_TRUE(i.pdf.has_value()) << i.id;
+        int sent = 0;
+        for (const auto& [subject, count] : outside.mailer.sent) {
+          if (subject.find(i.number) != std::string::npos) {
+            sent += count;
+            EXPECT_EQ(Sha256Hex(outside.mailer.pdfs[subject]), i.pdf->sha256);
+          }
+        }
+        EXPECT_GE(sent, 1) << i.number;
+        EXPECT_LE(sent, 2) << i.number;
+      }
+    }
   }
 }
 
