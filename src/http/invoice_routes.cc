@@ -90,9 +90,18 @@ void AddInvoiceRoutes(Api& api, Services s) {
   });
 
   api.Add("GET", "/v1/invoices/{id}", Access::kAnyKey, [s](Context& ctx) -> Response {
-    auto r = Visible(s, ctx, ctx.Param("id"));
-    if (auto* p = std::get_if<Response>(&r)) return std::move(*p);
-    return JsonResponse(200, inv::InvoiceToJson(std::get<inv::Invoice>(r), false));
+    const auto id = ctx.Param("id");
+    if (!IsValidId(id, "in"))
+      return ProblemFromError(Error::Invalid("id", "must be an invoice id"));
+    auto t = s.invoices->GetApiText(id);
+    if (!t) {
+      if (t.error().code == ErrorCode::kNotFound) return NotFound("invoice", id);
+      return ProblemFromError(t.error());
+    }
+    if (!ctx.principal.MaySee(t->tenant)) return NotFound("invoice", id);
+    Response r;
+    r.body = std::move(t->json);
+    return r;
   });
 
   api.Add("GET", "/v1/invoices/{id}/lines/{n}/usage", Access::kAnyKey,

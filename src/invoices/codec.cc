@@ -163,6 +163,19 @@ json::object InvoiceToJson(const Invoice& inv, bool with_internal) {
   return o;
 }
 
+Result<json::object> StoredToApiJson(std::string_view text) {
+  json::error_code ec;
+  json::value v = json::parse(text, ec);
+  if (ec || !v.is_object() || !v.as_object().contains("tenant")) {
+    return Error::Make(ErrorCode::kInternal, "not a stored invoice");
+  }
+  json::object& o = v.as_object();
+  for (const char* internal : {"schema", "consumed_lines", "billed", "credit_pending", "outbox"}) {
+    o.erase(internal);
+  }
+  return std::move(o);
+}
+
 Result<Invoice> InvoiceFromJson(std::string_view text) {
   json::error_code ec;
   json::value v = json::parse(text, ec);

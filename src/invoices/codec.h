@@ -23,4 +23,9 @@ Result<Invoice> InvoiceFromJson(std::string_view text);
 
 boost::json::object LineToJson(const InvoiceLine& l);
 
+// The API form straight from the stored text (the internal fields dropped),
+// without decoding it into an Invoice: the hot read path. kInternal when
+// the text is not a stored invoice.
+Result<boost::json::object> StoredToApiJson(std::string_view text);
+
 }  // namespace caas::invoices

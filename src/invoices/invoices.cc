@@ -468,6 +468,26 @@ Result<Invoice> InvoiceService::Get(std::string_view id) {
   return std::move(l->inv);
 }
 
+Result<InvoiceService::ApiText> InvoiceService::GetApiText(std::string_view id) {
+  auto d = store_.Get(kInvoices, id);
+  if (!d) return d.error();
+  const std::string key(id);
+  {
+    std::lock_guard lock(api_cache_mu_);
+    auto it = api_cache_.find(key);
+    if (it != api_cache_.end() && it->second.version == d->version) return it->second.text;
+  }
+  auto o = StoredToApiJson(d->body);
+  if (!o) throw storage::CorruptDocument(kInvoices, id, o.error().message);
+  const json::value* tenant = o->if_contains("tenant");
+  ApiText text{tenant && tenant->is_string() ? std::string(tenant->as_string()) : std::string(),
+               json::serialize(*o)};
+  std::lock_guard lock(api_cache_mu_);
+  if (api_cache_.size() >= 20'000) api_cache_.clear();  // bounded; refilled on demand
+  api_cache_[key] = CachedText{d->version, text};
+  return text;
+}
+
 Result<Invoice> InvoiceService::GetCreditNote(std::string_view id) {
   auto l = Load(kCreditNotes, id);
   if (!l) return l.error();

@@ -20,8 +20,10 @@
 
 #include <boost/json/object.hpp>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/clock.h"
@@ -91,6 +93,15 @@ class InvoiceService {
   Result<Invoice> Void(std::string_view id, std::string_view actor, std::string_view reason);
 
   Result<Invoice> Get(std::string_view id);
+  // The API form of an invoice as JSON text, and its tenant: GET's fast
+  // path. The text is cached by document version (a stored invoice changes
+  // rarely: finalized, voided, its PDF or e-mail recorded), so a read is one
+  // store lookup.
+  struct ApiText {
+    std::string tenant;
+    std::string json;
+  };
+  Result<ApiText> GetApiText(std::string_view id);
   Result<Invoice> GetCreditNote(std::string_view id);
   struct Filter {
     std::string tenant;                   // empty: all
@@ -169,7 +180,13 @@ class InvoiceService {
   DailySource daily_;
   InvoiceOptions options_;
   NumberSeries numbers_;
-  jobs::JobQueue* jobs_ = nullptr;  // delivery; set up before use
+  std::mutex api_cache_mu_;  // guards api_cache_
+  struct CachedText {
+    int64_t version;
+    ApiText text;
+  };
+  std::unordered_map<std::string, CachedText> api_cache_;  // bounded: cleared when full
+  jobs::JobQueue* jobs_ = nullptr;                         // delivery; set up before use
   storage::BlobStore* blobs_ = nullptr;
   mail::Mailer* mailer_ = nullptr;
 };
