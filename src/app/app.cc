@@ -84,6 +84,10 @@ App::App(const Config& config, bool migrate, bool metering) {
     if (!t) return std::nullopt;
     return t->created_at;
   });
+  subscriptions_->SetCurrencyLookup([this](std::string_view tenant) -> std::string {
+    auto t = tenants_->Get(tenant);
+    return t ? t->currency : std::string();
+  });
   // One scheduler for everything that happens later. Modules register
   // their job handlers on jobs_ and their due sources here.
   jobs_ = std::make_unique<jobs::JobQueue>(*store_, *clock_, *ids_,

@@ -46,8 +46,9 @@ Result<PlanVersion> ReadPlan(const json::value& pv, const std::string& where_pre
       plan.id.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos) {
     return r.Fail("id", "must be 1-32 characters of a-z, 0-9, '_' and '-'");
   }
-  static const std::set<std::string> kKeys = {
-      "id", "version", "name", "tier", "base_fee", "trial_days", "custom", "metrics", "features"};
+  static const std::set<std::string> kKeys = {"id",       "version",    "name",   "tier",
+                                              "base_fee", "trial_days", "custom", "metrics",
+                                              "features", "prices"};
   for (const auto& [k, v] : p) {
     if (!kKeys.count(std::string(k))) return r.Fail(std::string(k), "is not a known plan field");
   }
@@ -135,6 +136,53 @@ Result<PlanVersion> ReadPlan(const json::value& pv, const std::string& where_pre
   for (const auto& f : KnownFeatures()) {
     if (!plan.features.count(f)) return r.Fail("features." + f, "is required");
   }
+  if (const auto* prices = p.if_contains("prices")) {
+    if (!prices->is_object()) return r.Fail("prices", "must be an object by currency code");
+    for (const auto& [code, pv2] : prices->as_object()) {
+      const std::string f = "prices." + std::string(code);
+      const Currency* cur = Currency::Find(std::string_view(code));
+      if (!cur) return r.Fail(f, "is not an ISO 4217 code we know");
+      if (*cur == currency) return r.Fail(f, "is the catalog's currency: give it at the top");
+      if (!pv2.is_object()) return r.Fail(f, "must be an object {base_fee, unit_prices}");
+      Price price;
+      price.base_fee = Money(0, *cur);
+      const auto* pfee = pv2.as_object().if_contains("base_fee");
+      if (!pfee || !pfee->is_string()) return r.Fail(f + ".base_fee", "must be a decimal string");
+      auto m = Money::Parse(std::string_view(pfee->as_string()), *cur);
+      if (!m || m->amount_minor() < 0) {
+        return r.Fail(f + ".base_fee", "must be a non-negative amount with at most " +
+                                           std::to_string(cur->exponent) + " decimals");
+      }
+      price.base_fee = *m;
+      for (const auto& [k, v] : pv2.as_object()) {
+        if (k != "base_fee" && k != "unit_prices")
+          return r.Fail(f + "." + std::string(k), "is not a known field (base_fee, unit_prices)");
+      }
+      if (const auto* ups = pv2.as_object().if_contains("unit_prices")) {
+        if (!ups->is_object()) return r.Fail(f + ".unit_prices", "must be an object by metric");
+        for (const auto& [mk, mv] : ups->as_object()) {
+          const std::string uf = f + ".unit_prices." + std::string(mk);
+          auto metric = ParseMetric(std::string_view(mk));
+          if (!metric) return r.Fail(uf, "is not a metric");
+          auto d = mv.is_string() ? Decimal::Parse(std::string_view(mv.as_string()))
+                                  : Result<Decimal>(Error::Invalid(uf, "not a string"));
+          if (!d || d->IsNegative()) return r.Fail(uf, "must be a non-negative decimal string");
+          if (!plan.metrics[*metric].unit_price) {
+            return r.Fail(uf, "the plan has no unit price for this metric");
+          }
+          price.unit_prices[*metric] = *d;
+        }
+      }
+      // Every metric the plan bills needs its price in this currency.
+      for (const auto& [metric, mt] : plan.metrics) {
+        if (mt.unit_price && !mt.unit_price->IsZero() && !price.unit_prices.count(metric)) {
+          return r.Fail(f + ".unit_prices." + std::string(MetricName(metric)),
+                        "is required: the plan bills it");
+        }
+      }
+      plan.prices[std::string(code)] = price;
+    }
+  }
   return plan;
 }
 
@@ -146,6 +194,39 @@ catalog::Terms PlanVersion::Terms() const {
   t.plan_version = version;
   t.base_fee = base_fee;
   for (const auto& [m, terms] : metrics) t.of(m) = terms;
+  return t;
+}
+
+bool PlanVersion::ChargesNothing() const {
+  if (base_fee.amount_minor() != 0 || custom) return false;
+  for (const auto& [m, mt] : metrics) {
+    if (mt.unit_price && !mt.unit_price->IsZero()) return false;
+  }
+  return true;
+}
+
+Result<catalog::Terms> PlanVersion::TermsIn(const Currency& currency) const {
+  catalog::Terms t = Terms();
+  if (currency == base_fee.currency()) return t;
+  auto it = prices.find(std::string(currency.code));
+  if (it == prices.end()) {
+    if (ChargesNothing()) {
+      t.base_fee = Money(0, currency);
+      return t;
+    }
+    std::string priced = std::string(base_fee.currency().code);
+    for (const auto& [code, p] : prices) priced += ", " + code;
+    return Error::Make(ErrorCode::kFailedPrecondition,
+                       name + " has no price in " + std::string(currency.code) +
+                           " (the tenant's currency); it is priced in " + priced);
+  }
+  t.base_fee = it->second.base_fee;
+  for (Metric m : kAllMetrics) {
+    MetricTerms& mt = t.of(m);
+    if (!mt.unit_price) continue;
+    auto up = it->second.unit_prices.find(m);
+    mt.unit_price = up != it->second.unit_prices.end() ? up->second : Decimal();
+  }
   return t;
 }
 

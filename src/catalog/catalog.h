@@ -20,6 +20,13 @@
 
 namespace caas::catalog {
 
+// A plan's prices in a currency other than the catalog's: the monthly fee
+// and the unit prices of the metrics it bills (no FX conversion anywhere).
+struct Price {
+  Money base_fee{0, Currency::Usd()};
+  std::map<Metric, Decimal> unit_prices;
+};
+
 struct PlanVersion {
   std::string id;  // "pro"
   int version = 1;
@@ -30,9 +37,16 @@ struct PlanVersion {
   bool custom = false;                 // terms set per tenant (Enterprise)
   std::map<Metric, MetricTerms> metrics;
   std::map<std::string, bool> features;
+  std::map<std::string, Price> prices;  // by ISO 4217 code, besides the catalog's currency
 
   // The terms of this plan version (custom plans: before per-tenant terms).
   catalog::Terms Terms() const;
+  // The same in `currency`: the catalog's, a currency of `prices`, or any
+  // currency for a plan that charges nothing (Free). kFailedPrecondition
+  // naming the plan and the currency otherwise.
+  Result<catalog::Terms> TermsIn(const Currency& currency) const;
+  // True when nothing is ever charged on it (no fee, no unit price > 0).
+  bool ChargesNothing() const;
 };
 
 inline const std::vector<std::string>& KnownFeatures() {

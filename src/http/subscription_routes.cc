@@ -9,6 +9,7 @@
 #include "http/subscription_json.h"
 #include "invoices/invoices.h"
 #include "subscriptions/subscriptions.h"
+#include "subscriptions/timeline.h"
 
 namespace caas::http {
 namespace json = boost::json;
@@ -85,7 +86,7 @@ json::object ChangeJson(const subs::ChangeResult& r, const subs::SubscriptionSer
   return {{"effect", subs::EffectName(r.effect)},
           {"lines", lines},
           {"total_minor", total},
-          {"currency", svc.catalog().currency().code},
+          {"currency", subs::CurrencyOf(svc.catalog(), r.state).code},
           {"subscription", SubscriptionsJson(r.state, svc.catalog(), svc.TimelineOf(r.state))}};
 }
 
@@ -256,7 +257,10 @@ void AddSubscriptionRoutes(Api& api, Services s) {
         std::vector<Error> errors;
         subs::CustomTerms terms;
         std::map<std::string, bool> features;
-        const Currency& cur = s.subscriptions->catalog().currency();
+        // In the tenant's currency (its subscription is priced in it).
+        auto tenant = s.tenants.Get(id);
+        const Currency* tc = tenant ? Currency::Find(tenant->currency) : nullptr;
+        const Currency& cur = tc ? *tc : s.subscriptions->catalog().currency();
         for (const auto& [k, v] : o) {
           if (k == "base_fee") {
             auto m = v.is_string() ? Money::Parse(std::string_view(v.as_string()), cur)

@@ -114,6 +114,14 @@ void AddTenantRoutes(Api& api, Services s) {
     auto fields = ReadTenantFields(std::get<json::object>(body), false, errors);
     if (fields.currency && !ctx.principal.IsAdmin()) {
       errors.push_back(Error::Invalid("currency", "can be changed only with an admin key"));
+    } else if (fields.currency) {
+      auto current = s.tenants.Get(id);
+      if (current && current->currency != *fields.currency) {
+        errors.push_back(
+            Error::Invalid("currency",
+                           "is fixed when the tenant is created: its subscription and invoices are "
+                           "in it (no FX conversion)"));
+      }
     }
     if (fields.tax_mode && !ctx.principal.IsAdmin()) {
       errors.push_back(Error::Invalid("tax_mode", "can be changed only with an admin key"));

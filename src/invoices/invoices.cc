@@ -127,9 +127,9 @@ void InvoiceService::Emit(Invoice& inv, std::string type, json::object data,
   inv.outbox.push_back(std::move(e));
 }
 
-void InvoiceService::Address(Invoice& inv, const tenants::Tenant& t) const {
-  // Priced in the catalog's currency (several currencies: not built yet).
-  inv.currency = &subscriptions_.catalog().currency();
+void InvoiceService::Address(Invoice& inv, const tenants::Tenant& t,
+                             const Currency& currency) const {
+  inv.currency = &currency;  // the subscription's: its fees and prices are in it
   auto mode = ParseTaxMode(t.tax_mode);
   inv.tax_mode = mode ? *mode : TaxMode::kStandard;
   inv.tax_rate = inv.tax_mode == TaxMode::kStandard ? ParseRate(t.tax_rate) : Decimal();
@@ -233,7 +233,7 @@ Result<bool> InvoiceService::CloseNext(std::string_view tenant, Instant until) {
     if (c.period_end) inv.period = c.period;
     inv.boundary = c.at;
     inv.status = InvoiceStatus::kDraft;
-    Address(inv, *t);
+    Address(inv, *t, *(*w)->currency);
     for (const auto& l : (*w)->lines) {
       inv.lines.push_back(FixedLine(l));
       inv.consumed_lines.push_back(l.id);
@@ -558,7 +558,7 @@ Result<Invoice> InvoiceService::Upcoming(std::string_view tenant) {
   inv.period_end = true;
   inv.period = c.period;
   inv.boundary = c.at;
-  Address(inv, *t);
+  Address(inv, *t, *w->currency);
   for (const auto& l : w->lines) inv.lines.push_back(FixedLine(l));
   inv.created_at = Now();
   inv.finalize_at = c.at + options_.grace;

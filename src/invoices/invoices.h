@@ -167,7 +167,7 @@ class InvoiceService {
   void Emit(Invoice& inv, std::string type, boost::json::object data, std::string_view actor);
   // What a new invoice takes from its tenant and the issuer: currency,
   // tax, both parties.
-  void Address(Invoice& inv, const tenants::Tenant& t) const;
+  void Address(Invoice& inv, const tenants::Tenant& t, const Currency& currency) const;
   Party CustomerOf(const tenants::Tenant& t) const;
   Instant Now() const;
 

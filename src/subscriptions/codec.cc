@@ -241,6 +241,7 @@ json::object CustomJson(const CustomTerms& c) {
 TenantSubscriptions DecodeV2(const json::object& o) {
   TenantSubscriptions t;
   t.tenant = Str(o, "tenant");
+  if (o.contains("currency")) t.currency = Str(o, "currency");
   t.current = SubOf(Obj(o, "current"));
   for (const auto& v : Arr(o, "previous")) t.previous.push_back(SubOf(AsObj(v, "previous[]")));
   for (const auto& v : Arr(o, "audit")) t.audit.push_back(AuditOf(AsObj(v, "audit[]")));
@@ -350,7 +351,8 @@ TenantSubscriptions DecodeV1(const json::object& o, const catalog::Catalog& cata
   };
   for (const AuditEntry& a : t.audit) {
     if (a.to_status == State::kCanceled) continue;
-    auto terms = EffectiveTerms(catalog, a.to_plan, a.to_status, t.custom_terms);
+    auto terms =
+        EffectiveTerms(catalog, a.to_plan, a.to_status, t.custom_terms, CurrencyOf(catalog, t));
     if (!terms) terms = catalog.Latest("free")->Terms();
     catalog::Segment seg{std::chrono::floor<std::chrono::seconds>(a.at),
                          schedule_of(a.subscription_id), *terms};
@@ -372,7 +374,8 @@ TenantSubscriptions DecodeV1(const json::object& o, const catalog::Catalog& cata
     }
   }
   if (t.current.charges.empty() && t.current.status == State::kActive) {
-    auto terms = EffectiveTerms(catalog, t.current.plan, t.current.status, t.custom_terms);
+    auto terms = EffectiveTerms(catalog, t.current.plan, t.current.status, t.custom_terms,
+                                CurrencyOf(catalog, t));
     if (terms && terms->base_fee.amount_minor() > 0) {
       const catalog::BillingPeriod bp =
           catalog::SchedulePeriodAt(t.current.schedule, t.current.period.start);
@@ -404,6 +407,7 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
   for (const auto& e : t.outbox) outbox.push_back(events::BillingEventToJson(e));
   json::object o{{"schema", kSchemaVersion},
                  {"tenant", t.tenant},
+                 {"currency", t.currency},
                  {"current", SubJson(t.current)},
                  {"previous", previous},
                  {"audit", audit},

@@ -112,6 +112,7 @@ struct Subscription {
 
 struct TenantSubscriptions {
   std::string tenant;
+  std::string currency;  // ISO 4217, fixed when the document is created (empty: the catalog's)
   Subscription current;
   std::vector<Subscription> previous;  // ended, oldest first
   std::vector<AuditEntry> audit;

@@ -68,14 +68,19 @@ Instant SubscriptionService::Now() const { return Sec(clock_.Now()); }
 
 catalog::Terms SubscriptionService::TermsOf(const TenantSubscriptions& t, const PlanRef& plan,
                                             State state) const {
-  auto terms = EffectiveTerms(catalog_, plan, state, t.custom_terms);
-  return terms ? *terms : catalog_.Latest("free")->Terms();
+  auto terms = EffectiveTerms(catalog_, plan, state, t.custom_terms, CurrencyOf(catalog_, t));
+  return terms ? *terms : *catalog_.Latest("free")->TermsIn(CurrencyOf(catalog_, t));
 }
 
 TenantSubscriptions SubscriptionService::NewTenant(std::string_view tenant,
                                                    Instant created_at) const {
   TenantSubscriptions t;
   t.tenant = std::string(tenant);
+  t.currency = std::string(catalog_.currency().code);
+  if (currency_of_) {
+    const std::string c = currency_of_(tenant);
+    if (Currency::Find(c)) t.currency = c;
+  }
   const catalog::PlanVersion* free = catalog_.Latest("free");
   Subscription& s = t.current;
   s.id = "sub_" + std::string(tenant.substr(tenant.find('_') + 1));  // stable: one per tenant start
@@ -318,6 +323,9 @@ Result<Effect> SubscriptionService::DoChange(TenantSubscriptions& t, Pending& ev
                            ": settle the open invoice before changing plans");
   }
   const PlanRef to{target->id, target->version};
+  if (auto priced = target->TermsIn(CurrencyOf(catalog_, t)); !priced) {
+    return Error::Invalid("plan", priced.error().message);
+  }
   const std::string anchor_reason =
       "applies only to an upgrade from a free plan that takes effect now";
   if (req.trial) {
@@ -629,14 +637,14 @@ Result<ChangeResult> SubscriptionService::SetCustomTerms(std::string_view tenant
     const std::string why = catalog::CheckMetricTerms(mt, catalog::IsCounted(m));
     if (!why.empty()) return Error::Invalid("metrics." + std::string(catalog::MetricName(m)), why);
   }
-  if (terms.base_fee && !(terms.base_fee->currency() == catalog_.currency())) {
-    return Error::Invalid(
-        "base_fee", "must be in the catalog's currency " + std::string(catalog_.currency().code));
-  }
   return Apply(
       tenant, created_at,
       [&](TenantSubscriptions& t, Pending& ev) -> Result<Effect> {
         const Instant now = Now();
+        if (terms.base_fee && !(terms.base_fee->currency() == CurrencyOf(catalog_, t))) {
+          return Error::Invalid("base_fee", "must be in the tenant's currency " +
+                                                std::string(CurrencyOf(catalog_, t).code));
+        }
         const catalog::Terms before = TermsOf(t, t.current.plan, t.current.status);
         t.custom_terms = terms;
         for (auto& [k, v] : features) t.feature_overrides[k] = v;
@@ -780,6 +788,12 @@ Result<int> SubscriptionService::MigratePlan(const std::string& plan,
           const Instant now = Now();
           bool touched = false;
           Subscription& s = t.current;
+          if (!catalog_.Get(plan, to_version)->TermsIn(CurrencyOf(catalog_, t))) {
+            // No price in the tenant's currency: it stays where it is.
+            Log(LogLevel::kWarn, "plan_migration_skipped",
+                {{"tenant", t.tenant}, {"currency", CurrencyOf(catalog_, t).code}});
+            return Effect::kNone;
+          }
           if (s.plan.id == plan && s.plan.version != to_version &&
               (!from_version || s.plan.version == *from_version)) {
             const PlanRef to{plan, to_version};
@@ -841,7 +855,7 @@ Result<std::optional<SubscriptionService::ClosingWork>> SubscriptionService::Fir
   auto t = DecodeDocument(doc->body, catalog_);
   if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
   if (t->closings.empty()) return std::optional<ClosingWork>();
-  ClosingWork w{t->tenant, t->closings.front(), {}};
+  ClosingWork w{t->tenant, t->closings.front(), {}, &CurrencyOf(catalog_, *t)};
   for (const auto& id : w.closing.lines) {
     for (const auto& l : t->pending_lines) {
       if (l.id == id) w.lines.push_back(l);
@@ -875,7 +889,7 @@ Result<SubscriptionService::ClosingWork> SubscriptionService::PreviewNextClosing
   if (t->closings.size() == before) {
     return Error::Make(ErrorCode::kFailedPrecondition, "no period end is scheduled");
   }
-  ClosingWork w{t->tenant, t->closings[before], {}};
+  ClosingWork w{t->tenant, t->closings[before], {}, &CurrencyOf(catalog_, *t)};
   for (const auto& id : w.closing.lines) {
     for (const auto& l : t->pending_lines) {
       if (l.id == id) w.lines.push_back(l);

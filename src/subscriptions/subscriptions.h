@@ -102,6 +102,7 @@ class SubscriptionService {
     std::string tenant;
     Closing closing;
     std::vector<Line> lines;
+    const Currency* currency = nullptr;  // the subscription's
   };
   Result<std::optional<ClosingWork>> FirstClosing(std::string_view tenant);
   // The closing the current period's end will make (what the next invoice
@@ -118,6 +119,11 @@ class SubscriptionService {
   // state (metering takes the new terms timeline from it).
   using Observer = std::function<void(const TenantSubscriptions&)>;
   void AddObserver(Observer f) { observers_.push_back(std::move(f)); }
+  // How to find a tenant's currency (its subscription is priced in it,
+  // fixed when the document is created).
+  void SetCurrencyLookup(std::function<std::string(std::string_view)> f) {
+    currency_of_ = std::move(f);
+  }
   // How to find a tenant's creation time (the anchor of its Free start).
   void SetTenantLookup(std::function<std::optional<Instant>(std::string_view)> f) {
     created_at_ = std::move(f);
@@ -187,6 +193,7 @@ class SubscriptionService {
   const catalog::Catalog& catalog_;
   std::vector<Observer> observers_;  // set up before use; read-only after
   std::function<std::optional<Instant>(std::string_view)> created_at_;
+  std::function<std::string(std::string_view)> currency_of_;
   // Guards the read-modify-write of a subscription document in this process
   // (changes are rare; the scheduler's too). Across processes the versioned
   // Replace decides.

@@ -2,12 +2,19 @@
 
 namespace caas::subscriptions {
 
+const Currency& CurrencyOf(const catalog::Catalog& catalog, const TenantSubscriptions& t) {
+  const Currency* c = t.currency.empty() ? nullptr : Currency::Find(t.currency);
+  return c ? *c : catalog.currency();
+}
+
 std::optional<catalog::Terms> EffectiveTerms(const catalog::Catalog& catalog, const PlanRef& plan,
-                                             State state,
-                                             const std::optional<CustomTerms>& custom) {
+                                             State state, const std::optional<CustomTerms>& custom,
+                                             const Currency& currency) {
   const catalog::PlanVersion* pv = catalog.Get(plan.id, plan.version);
   if (!pv) return std::nullopt;
-  catalog::Terms terms = pv->Terms();
+  auto priced = pv->TermsIn(currency);
+  if (!priced) return std::nullopt;  // no price in this currency (changes to it are refused)
+  catalog::Terms terms = *priced;
   if (pv->custom && custom) {
     if (custom->base_fee) terms.base_fee = *custom->base_fee;
     for (const auto& [m, mt] : custom->metrics) terms.of(m) = mt;
@@ -19,10 +26,10 @@ std::optional<catalog::Terms> EffectiveTerms(const catalog::Catalog& catalog, co
 namespace {
 catalog::Terms TermsOrFree(const catalog::Catalog& catalog, const TenantSubscriptions& t,
                            const PlanRef& plan, State state) {
-  auto terms = EffectiveTerms(catalog, plan, state, t.custom_terms);
+  auto terms = EffectiveTerms(catalog, plan, state, t.custom_terms, CurrencyOf(catalog, t));
   if (terms) return *terms;
   // A plan the catalog no longer has: bill nothing, limit as Free.
-  return catalog.Latest("free")->Terms();
+  return *catalog.Latest("free")->TermsIn(CurrencyOf(catalog, t));
 }
 
 catalog::Schedule FreshSchedule(Instant at, bool calendar) {

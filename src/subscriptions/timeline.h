@@ -15,8 +15,13 @@ namespace caas::subscriptions {
 // The effective terms of `plan` in `state` for a tenant with `custom` terms:
 // the catalog plan's, overridden by the tenant's own on a custom plan, and
 // trial terms while trialing. nullopt when the catalog lacks the plan.
+// The currency a tenant's subscription is priced in (the catalog's when the
+// document predates currencies).
+const Currency& CurrencyOf(const catalog::Catalog& catalog, const TenantSubscriptions& t);
+
 std::optional<catalog::Terms> EffectiveTerms(const catalog::Catalog& catalog, const PlanRef& plan,
-                                             State state, const std::optional<CustomTerms>& custom);
+                                             State state, const std::optional<CustomTerms>& custom,
+                                             const Currency& currency);
 
 // The segment the current subscription's state puts in force from `from`.
 catalog::Segment CurrentSegment(const catalog::Catalog& catalog, const TenantSubscriptions& t,

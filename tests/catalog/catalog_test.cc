@@ -78,6 +78,23 @@ struct BadCase {
   const char* reason_part;
 };
 
+TEST(Catalog, PricesInOtherCurrenciesWithoutConversion) {
+  const Catalog& c = Catalog::Default();
+  const Currency& eur = *Currency::Find("EUR");
+  auto pro = c.Latest("pro")->TermsIn(eur);
+  ASSERT_TRUE(pro.ok());
+  EXPECT_EQ(pro->base_fee, Money(8900, eur));
+  EXPECT_EQ(*pro->of(Metric::kMessages).unit_price, Decimal::Parse("0.00009").value());
+  EXPECT_EQ(*pro->of(Metric::kMau).included, Decimal::FromInt(10000));  // quantities are the same
+  EXPECT_EQ(c.Latest("pro")->TermsIn(Currency::Usd())->base_fee, Money(9900, Currency::Usd()));
+  // Free charges nothing: any currency. Pro has no JPY price: refused, named.
+  EXPECT_EQ(c.Latest("free")->TermsIn(*Currency::Find("JPY"))->base_fee.currency().code, "JPY");
+  auto jpy = c.Latest("pro")->TermsIn(*Currency::Find("JPY"));
+  ASSERT_FALSE(jpy.ok());
+  EXPECT_EQ(jpy.error().message,
+            "Pro has no price in JPY (the tenant's currency); it is priced in USD, EUR");
+}
+
 TEST(Catalog, BadFilesNameTheFilePlanAndField) {
   const std::vector<BadCase> cases = {
       {"/plans/1/base_fee", json::value(99), "plans[1] (pro): base_fee", "decimal string"},
@@ -96,6 +113,16 @@ TEST(Catalog, BadFilesNameTheFilePlanAndField) {
       {"/plans/1/colour", json::value("red"), "colour", "not a known plan field"},
       {"/currency", json::value("XXX"), "currency", "ISO 4217"},
       {"/plans/0/id", json::value("basic"), "plans", "free"},
+      {"/plans/1/prices/XXX", json::object{{"base_fee", "1.00"}}, "prices.XXX", "ISO 4217"},
+      {"/plans/1/prices/USD", json::object{{"base_fee", "1.00"}}, "prices.USD", "catalog's"},
+      {"/plans/1/prices/EUR/base_fee", json::value("89.001"), "prices.EUR.base_fee", "at most 2"},
+      {"/plans/1/prices/EUR/unit_prices",
+       json::object{{"messages", "0.00009"}, {"api_calls", "0"}, {"storage", "0.09"}},
+       "prices.EUR.unit_prices.mau", "required"},
+      {"/plans/0/prices",
+       json::object{{"EUR", json::object{{"base_fee", "0.00"},
+                                         {"unit_prices", json::object{{"mau", "1"}}}}}},
+       "prices.EUR.unit_prices.mau", "no unit price"},
   };
   for (const auto& c : cases) {
     std::ifstream in(std::string(CAAS_REPO) + "/catalog/plans.json");

@@ -131,6 +131,7 @@ def run_scenario(server, sc):
     got = invoices(server, tid)
     for inv in got:
         check_invariants(inv)
+        assert inv["currency"] == sc.get("tenant", {}).get("currency", "USD")
     assert [summary(i) for i in got] == sc["invoices"], json.dumps([summary(i) for i in got],
                                                                     indent=1)
     return tid, got
@@ -309,3 +310,15 @@ def test_the_cli_lists_shows_and_closes(clock_server):
     shown = cli("show", inv["id"])
     assert "Monthly active users beyond 10,000 included" in shown and "USD 23.45" in shown
     assert "USD 127.77" in shown
+
+
+def test_a_plan_without_a_price_in_the_tenants_currency_is_refused(clock_server):
+    s = clock_server
+    t = make_tenant(s, currency="JPY")["id"]
+    body = assert_problem(s.request("POST", "/v1/tenants/%s/subscription" % t, {"plan": "pro"}),
+                          400, "plan")
+    assert "no price in JPY" in body["detail"] and "USD, EUR" in body["detail"]
+    # Free charges nothing, so it needs no price: the tenant stays on it, and
+    # its currency is fixed.
+    assert ok(s.request("GET", "/v1/tenants/%s/subscription" % t))["subscription"]["plan"] == "free"
+    assert_problem(s.request("PATCH", "/v1/tenants/" + t, {"currency": "USD"}), 400, "currency")
