@@ -158,6 +158,7 @@ json::object InvoiceToJson(const Invoice& inv, bool with_internal) {
     o["consumed_lines"] = consumed;
     o["billed"] = billed;
     o["credit_pending"] = inv.credit_pending;
+    o["carry_pending"] = inv.carry_pending;
     o["outbox"] = outbox;
   }
   return o;
@@ -170,7 +171,8 @@ Result<json::object> StoredToApiJson(std::string_view text) {
     return Error::Make(ErrorCode::kInternal, "not a stored invoice");
   }
   json::object& o = v.as_object();
-  for (const char* internal : {"schema", "consumed_lines", "billed", "credit_pending", "outbox"}) {
+  for (const char* internal :
+       {"schema", "consumed_lines", "billed", "credit_pending", "carry_pending", "outbox"}) {
     o.erase(internal);
   }
   return std::move(o);
@@ -237,6 +239,7 @@ Result<Invoice> InvoiceFromJson(std::string_view text) {
           BilledUsage{Time(b, "period_start"), Time(b, "slice_from"), *m, Dec(b, "units")});
     }
     inv.credit_pending = Bool(o, "credit_pending");
+    if (o.contains("carry_pending")) inv.carry_pending = Bool(o, "carry_pending");
     if (const auto* p = o.if_contains("pdf"); p && !p->is_null()) {
       const auto& po = AsObj(*p, "pdf");
       inv.pdf = PdfRef{Str(po, "key"), Str(po, "sha256"), Int(po, "bytes")};

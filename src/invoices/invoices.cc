@@ -40,7 +40,8 @@ storage::CollectionSpec InvoicesCollectionSpec() {
   // period_key: one invoice per subscription and billing period, enforced
   // by the store (a unique index on MongoDB). number: never given twice.
   return {kInvoices,
-          {{"tenant", false},
+          {{"carry_due", false},
+           {"tenant", false},
            {"period_key", true},
            {"number", true},
            {"due_at", false},
@@ -80,6 +81,9 @@ storage::Document InvoiceService::ToDocument(const Invoice& inv) const {
   if (!inv.outbox.empty()) {
     d.keys["outbox"] =
         storage::SortableTime(inv.outbox.front().occurred_at.time_since_epoch().count());
+  }
+  if (inv.carry_pending && inv.finalized_at) {
+    d.keys["carry_due"] = storage::SortableTime(inv.finalized_at->time_since_epoch().count());
   }
   if (inv.credit_pending && inv.voided_at) {
     d.keys["credit_due"] = storage::SortableTime(inv.voided_at->time_since_epoch().count());
@@ -342,6 +346,8 @@ Result<Invoice> InvoiceService::FinalizeIn(std::string_view collection, std::str
     inv.number = NumberSeries::Format(s, *number);
     inv.status = InvoiceStatus::kFinalized;
     inv.finalized_at = Now();
+    // A negative invoice owes nothing; what it leaves over goes to the next.
+    inv.carry_pending = !cn && inv.subtotal.amount_minor() < 0;
     Emit(inv, cn ? "credit_note.issued" : "invoice.finalized",
          json::object{{"amount_due_minor", inv.amount_due.amount_minor()}}, actor);
     Status w = Replace(collection, inv);
@@ -361,11 +367,31 @@ Result<Invoice> InvoiceService::FinalizeIn(std::string_view collection, std::str
     }
     if (Status r = numbers_.Release(s, inv.id); !r) return r.error();
     RelayOutbox(collection, inv.id);
+    if (inv.carry_pending) {
+      if (Status c = CarryCredit(inv.id); !c) return c.error();
+    }
     auto out = Load(collection, id);
     if (!out) return out.error();
     return std::move(out->inv);
   }
   return Error::Make(ErrorCode::kConflict, "the invoice kept changing");
+}
+
+// Carries a negative invoice's subtotal into the tenant's pending lines (the
+// subscription records it once), then clears the mark. Before tax: the next
+// invoice taxes what is left after the credit.
+Status InvoiceService::CarryCredit(std::string_view id) {
+  auto l = Load(kInvoices, id);
+  if (!l) return l.error();
+  const Invoice& inv = l->inv;
+  if (!inv.carry_pending) return Status::Ok();
+  if (Status s = subscriptions_.CarryCredit(
+          inv.tenant, inv.id, inv.subtotal, "Credit carried from " + inv.number,
+          inv.period ? *inv.period : Period{inv.boundary, inv.boundary});
+      !s) {
+    return s;
+  }
+  return Update(kInvoices, id, [](Invoice& i) { i.carry_pending = false; });
 }
 
 Status InvoiceService::IssueCreditNote(const Invoice& voided) {
@@ -850,6 +876,15 @@ void InvoiceService::RegisterWith(jobs::Scheduler& scheduler) {
         Status s =
             used ? numbers_.Release(r.series, r.document) : numbers_.GiveBack(r.series, r.document);
         if (!s) return logged("invoice_number_recovery_failed", r.document, s.error());
+        return true;
+      }});
+  scheduler.Add(jobs::Scheduler::Source{
+      "invoices.carry", [this] { return storage::EarliestTime(store_, kInvoices, "carry_due"); },
+      [this, first, logged](Instant until) {
+        auto id = first(kInvoices, "carry_due", until);
+        if (!id) return false;
+        Status s = CarryCredit(*id);
+        if (!s) return logged("credit_carry_failed", *id, s.error());
         return true;
       }});
   scheduler.Add(jobs::Scheduler::Source{

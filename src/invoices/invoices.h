@@ -160,6 +160,7 @@ class InvoiceService {
   Result<Invoice> FinalizeIn(std::string_view collection, std::string_view id,
                              std::optional<std::string> series, std::string_view actor);
   Status IssueCreditNote(const Invoice& inv);
+  Status CarryCredit(std::string_view id);
   Status Deliver(const jobs::Job& job, bool resend);
   // Applies `f` to the stored document with versioned retries.
   Status Update(std::string_view collection, std::string_view id,

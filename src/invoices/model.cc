@@ -29,12 +29,13 @@ constexpr std::array<std::pair<InvoiceStatus, std::string_view>, 5> kStatus = {{
     {InvoiceStatus::kVoid, "void"},
     {InvoiceStatus::kUncollectible, "uncollectible"},
 }};
-constexpr std::array<std::pair<LineType, std::string_view>, 5> kLineType = {{
+constexpr std::array<std::pair<LineType, std::string_view>, 6> kLineType = {{
     {LineType::kBaseFee, "base_fee"},
     {LineType::kProrationCredit, "proration_credit"},
     {LineType::kProrationCharge, "proration_charge"},
     {LineType::kUsage, "usage"},
     {LineType::kLateUsage, "late_usage"},
+    {LineType::kCredit, "credit"},
 }};
 constexpr std::array<std::pair<TaxMode, std::string_view>, 3> kTaxMode = {{
     {TaxMode::kStandard, "standard"},

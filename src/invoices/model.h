@@ -26,6 +26,7 @@ enum class LineType {
   kProrationCharge,  // a new fee for the rest of a period
   kUsage,            // usage of the period that ended, beyond what is included
   kLateUsage,        // usage that arrived after its period was invoiced
+  kCredit,           // what an earlier negative invoice left over
 };
 std::string_view LineTypeName(LineType t);
 std::optional<LineType> ParseLineType(std::string_view s);
@@ -122,6 +123,7 @@ struct Invoice {
   std::string credit_note;      // an invoice voided: its credit note (cn_…)
   std::string credits;          // a credit note: the invoice it credits
   bool credit_pending = false;  // voided, its credit note not numbered yet
+  bool carry_pending = false;   // negative: its subtotal not yet carried to the next invoice
   std::optional<PdfRef> pdf;
   EmailRecord email;
   std::vector<events::BillingEvent> outbox;

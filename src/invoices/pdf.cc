@@ -114,6 +114,11 @@ std::string StatusText(const Invoice& inv) {
     case InvoiceStatus::kDraft:
       return "Draft: not yet final";
     case InvoiceStatus::kFinalized:
+      if (inv.subtotal.amount_minor() < 0) {
+        return "Nothing to pay: a credit of " +
+               Amount(Money(-inv.subtotal.amount_minor(), inv.subtotal.currency())) +
+               " (before tax) is carried to the next invoice";
+      }
       return inv.amount_due.amount_minor() > 0 ? "Payment due" : "Nothing to pay";
     case InvoiceStatus::kPaid:
       return "Paid";

@@ -45,6 +45,8 @@ LineType TypeOf(subscriptions::LineKind k) {
       return LineType::kProrationCredit;
     case subscriptions::LineKind::kProrationCharge:
       return LineType::kProrationCharge;
+    case subscriptions::LineKind::kCredit:
+      return LineType::kCredit;
   }
   return LineType::kBaseFee;
 }

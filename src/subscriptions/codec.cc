@@ -248,6 +248,12 @@ TenantSubscriptions DecodeV2(const json::object& o) {
   for (const auto& v : Arr(o, "pending_lines")) {
     t.pending_lines.push_back(LineOf(AsObj(v, "pending_lines[]")));
   }
+  if (o.contains("credits_from")) {
+    for (const auto& v : Arr(o, "credits_from")) {
+      if (!v.is_string()) throw Corrupt("credits_from[]: not a string");
+      t.credits_from.emplace_back(v.as_string());
+    }
+  }
   if (o.contains("closings")) {
     for (const auto& v : Arr(o, "closings"))
       t.closings.push_back(ClosingOf(AsObj(v, "closings[]")));
@@ -394,8 +400,9 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
   for (const auto& s : t.previous) previous.push_back(SubJson(s));
   for (const auto& a : t.audit) audit.push_back(AuditJson(a));
   for (const auto& l : t.pending_lines) lines.push_back(LineJson(l));
-  json::array closings;
+  json::array closings, credits_from;
   for (const auto& c : t.closings) closings.push_back(ClosingJson(c));
+  for (const auto& c : t.credits_from) credits_from.push_back(json::value(c));
   for (const auto& s : t.segments) {
     segments.push_back(json::object{{"from", Ts(s.from)},
                                     {"schedule", ScheduleJson(s.schedule)},
@@ -413,6 +420,7 @@ std::string EncodeDocument(const TenantSubscriptions& t) {
                  {"audit", audit},
                  {"pending_lines", lines},
                  {"closings", closings},
+                 {"credits_from", credits_from},
                  {"segments", segments},
                  {"trial_used", t.trial_used},
                  {"payment_method_on_file", t.has_payment_method},

@@ -48,7 +48,9 @@ struct AuditEntry {
   std::string reason;
 };
 
-enum class LineKind { kBaseFee, kProrationCredit, kProrationCharge };
+// kCredit: what a negative invoice left over (its subtotal), carried to the
+// tenant's next invoice.
+enum class LineKind { kBaseFee, kProrationCredit, kProrationCharge, kCredit };
 std::string_view LineKindName(LineKind k);
 std::optional<LineKind> ParseLineKind(std::string_view s);
 
@@ -118,6 +120,8 @@ struct TenantSubscriptions {
   std::vector<AuditEntry> audit;
   std::vector<Line> pending_lines;
   std::vector<Closing> closings;  // oldest first
+  // Invoices whose negative balance was carried into pending_lines (once each).
+  std::vector<std::string> credits_from;
   // The terms in force so far, one segment per change (the timeline without
   // its projected next transition; see BuildTimeline).
   std::vector<catalog::Segment> segments;

@@ -34,12 +34,15 @@ std::string_view LineKindName(LineKind k) {
       return "proration_credit";
     case LineKind::kProrationCharge:
       return "proration_charge";
+    case LineKind::kCredit:
+      return "credit";
   }
   return "base_fee";
 }
 
 std::optional<LineKind> ParseLineKind(std::string_view s) {
-  for (auto k : {LineKind::kBaseFee, LineKind::kProrationCredit, LineKind::kProrationCharge}) {
+  for (auto k : {LineKind::kBaseFee, LineKind::kProrationCredit, LineKind::kProrationCharge,
+                 LineKind::kCredit}) {
     if (LineKindName(k) == s) return k;
   }
   return std::nullopt;

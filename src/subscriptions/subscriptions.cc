@@ -924,6 +924,41 @@ caas::Status SubscriptionService::CompleteClosing(std::string_view tenant,
   return Error::Make(ErrorCode::kConflict, "the subscription document kept changing");
 }
 
+caas::Status SubscriptionService::CarryCredit(std::string_view tenant, std::string_view invoice,
+                                              Money amount, std::string description,
+                                              Period period) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    std::unique_lock lock(mu_);
+    auto doc = store_.Get(kCollection, tenant);
+    if (!doc) return doc.error();
+    auto t = DecodeDocument(doc->body, catalog_);
+    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
+    t->doc_version = doc->version;
+    if (std::find(t->credits_from.begin(), t->credits_from.end(), invoice) !=
+        t->credits_from.end()) {
+      return caas::Status::Ok();  // carried already
+    }
+    t->credits_from.emplace_back(invoice);
+    Line line;
+    line.id = ids_.Next("ii");
+    line.kind = LineKind::kCredit;
+    line.description = std::move(description);
+    line.amount = amount;
+    line.period = period;
+    line.created_at = Now();
+    line.plan = t->current.plan;
+    t->pending_lines.push_back(line);
+    caas::Status s = Save(*t, false);
+    if (s) {
+      lock.unlock();
+      Notify(*t);
+      return s;
+    }
+    if (s.error().code != ErrorCode::kConflict) return s;
+  }
+  return Error::Make(ErrorCode::kConflict, "the subscription document kept changing");
+}
+
 std::optional<Instant> SubscriptionService::EarliestClosing() {
   return storage::EarliestTime(store_, kCollection, "closing");
 }

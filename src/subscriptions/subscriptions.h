@@ -111,6 +111,11 @@ class SubscriptionService {
   // Removes the closing that became `invoice` and the lines it took, in one
   // write; Ok when it is gone already. Throws StorageError.
   caas::Status CompleteClosing(std::string_view tenant, std::string_view invoice);
+  // Carries what a negative invoice left over into the tenant's pending
+  // lines, as a credit line the next invoice takes; once per invoice (the
+  // document records it), so a retry never adds it twice. Throws StorageError.
+  caas::Status CarryCredit(std::string_view tenant, std::string_view invoice, Money amount,
+                           std::string description, Period period);
   // The earliest closing of any tenant, and a tenant with one due by `until`.
   std::optional<Instant> EarliestClosing();
   std::optional<std::string> TenantWithClosingDue(Instant until);

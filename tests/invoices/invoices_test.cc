@@ -17,6 +17,7 @@
 #include "invoices/codec.h"
 #include "storage/fault_store.h"
 #include "storage/memory/memory_store.h"
+#include "subscriptions/codec.h"
 #include "test_seed.h"
 
 namespace caas::invoices {
@@ -195,6 +196,34 @@ void CheckInvariants(storage::DocumentStore& store) {
       EXPECT_TRUE(i.outbox.empty()) << i.id << ": an outbox left unrelayed";
     }
   }
+  // Every negative invoice's subtotal is carried, exactly once: as a credit
+  // line on a later invoice, or still pending in its tenant's document.
+  std::map<std::string, int64_t> negative;  // number -> subtotal
+  std::map<std::string, std::vector<int64_t>> carried;
+  for (const Invoice& i : All(store, "invoices")) {
+    if (i.status != InvoiceStatus::kDraft && i.subtotal.amount_minor() < 0) {
+      negative[i.number] = i.subtotal.amount_minor();
+      EXPECT_FALSE(i.carry_pending) << i.number;
+    }
+    for (const auto& l : i.lines) {
+      if (l.type == LineType::kCredit) carried[l.description].push_back(l.amount.amount_minor());
+    }
+  }
+  storage::ListQuery q;
+  q.limit = 1000;
+  for (const auto& d : store.List("subscriptions", q).items) {
+    auto t = subscriptions::DecodeDocument(d.body, catalog::Catalog::Default());
+    ASSERT_TRUE(t.ok());
+    for (const auto& l : t->pending_lines) {
+      if (l.kind == subscriptions::LineKind::kCredit) {
+        carried[l.description].push_back(l.amount.amount_minor());
+      }
+    }
+  }
+  for (const auto& [number, subtotal] : negative) {
+    EXPECT_EQ(carried["Credit carried from " + number], std::vector<int64_t>{subtotal}) << number;
+  }
+  EXPECT_EQ(carried.size(), negative.size());
   for (const auto& [s, numbers] : series) {
     EXPECT_EQ(*numbers.rbegin(), static_cast<int64_t>(numbers.size())) << s << " has a gap";
   }
