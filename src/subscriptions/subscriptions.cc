@@ -898,21 +898,18 @@ Result<SubscriptionService::ClosingWork> SubscriptionService::PreviewNextClosing
   return w;
 }
 
-caas::Status SubscriptionService::CompleteClosing(std::string_view tenant,
-                                                  std::string_view invoice) {
+// Reads the stored document, applies `f` (false: nothing to write) and
+// writes it back, again from a fresh read when another write came between.
+caas::Status SubscriptionService::Update(std::string_view tenant,
+                                         const std::function<bool(TenantSubscriptions&)>& f) {
   for (int attempt = 0; attempt < 8; ++attempt) {
     std::unique_lock lock(mu_);
     auto doc = store_.Get(kCollection, tenant);
-    if (!doc) return doc.error().code == ErrorCode::kNotFound ? caas::Status::Ok() : doc.error();
+    if (!doc) return doc.error();
     auto t = DecodeDocument(doc->body, catalog_);
     if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
     t->doc_version = doc->version;
-    auto it = std::find_if(t->closings.begin(), t->closings.end(),
-                           [&](const Closing& c) { return c.invoice == invoice; });
-    if (it == t->closings.end()) return caas::Status::Ok();
-    const std::set<std::string, std::less<>> taken(it->lines.begin(), it->lines.end());
-    std::erase_if(t->pending_lines, [&](const Line& l) { return taken.contains(l.id); });
-    t->closings.erase(it);
+    if (!f(*t)) return caas::Status::Ok();
     caas::Status s = Save(*t, false);
     if (s) {
       lock.unlock();
@@ -924,39 +921,40 @@ caas::Status SubscriptionService::CompleteClosing(std::string_view tenant,
   return Error::Make(ErrorCode::kConflict, "the subscription document kept changing");
 }
 
+caas::Status SubscriptionService::CompleteClosing(std::string_view tenant,
+                                                  std::string_view invoice) {
+  caas::Status s = Update(tenant, [&](TenantSubscriptions& t) {
+    auto it = std::find_if(t.closings.begin(), t.closings.end(),
+                           [&](const Closing& c) { return c.invoice == invoice; });
+    if (it == t.closings.end()) return false;  // done already
+    const std::set<std::string, std::less<>> taken(it->lines.begin(), it->lines.end());
+    std::erase_if(t.pending_lines, [&](const Line& l) { return taken.contains(l.id); });
+    t.closings.erase(it);
+    return true;
+  });
+  if (!s && s.error().code == ErrorCode::kNotFound) return caas::Status::Ok();
+  return s;
+}
+
 caas::Status SubscriptionService::CarryCredit(std::string_view tenant, std::string_view invoice,
                                               Money amount, std::string description,
                                               Period period) {
-  for (int attempt = 0; attempt < 8; ++attempt) {
-    std::unique_lock lock(mu_);
-    auto doc = store_.Get(kCollection, tenant);
-    if (!doc) return doc.error();
-    auto t = DecodeDocument(doc->body, catalog_);
-    if (!t) throw storage::CorruptDocument(kCollection, tenant, t.error().message);
-    t->doc_version = doc->version;
-    if (std::find(t->credits_from.begin(), t->credits_from.end(), invoice) !=
-        t->credits_from.end()) {
-      return caas::Status::Ok();  // carried already
+  return Update(tenant, [&](TenantSubscriptions& t) {
+    if (std::find(t.credits_from.begin(), t.credits_from.end(), invoice) != t.credits_from.end()) {
+      return false;  // carried already
     }
-    t->credits_from.emplace_back(invoice);
+    t.credits_from.emplace_back(invoice);
     Line line;
     line.id = ids_.Next("ii");
     line.kind = LineKind::kCredit;
-    line.description = std::move(description);
+    line.description = description;
     line.amount = amount;
     line.period = period;
     line.created_at = Now();
-    line.plan = t->current.plan;
-    t->pending_lines.push_back(line);
-    caas::Status s = Save(*t, false);
-    if (s) {
-      lock.unlock();
-      Notify(*t);
-      return s;
-    }
-    if (s.error().code != ErrorCode::kConflict) return s;
-  }
-  return Error::Make(ErrorCode::kConflict, "the subscription document kept changing");
+    line.plan = t.current.plan;
+    t.pending_lines.push_back(std::move(line));
+    return true;
+  });
 }
 
 std::optional<Instant> SubscriptionService::EarliestClosing() {

@@ -165,6 +165,9 @@ class SubscriptionService {
   Result<TenantSubscriptions> Load(std::string_view tenant, Instant created_at, bool* is_new);
   TenantSubscriptions NewTenant(std::string_view tenant, Instant created_at) const;
   caas::Status Save(TenantSubscriptions& t, bool is_new);
+  // A versioned read-modify-write of a stored document; `f` returns false
+  // when there is nothing to write. kNotFound when there is no document.
+  caas::Status Update(std::string_view tenant, const std::function<bool(TenantSubscriptions&)>& f);
   Instant Now() const;
 
   // The steps every operation is made of.
