@@ -93,9 +93,12 @@ App::App(const Config& config, bool migrate, bool metering) {
   jobs_ = std::make_unique<jobs::JobQueue>(*store_, *clock_, *ids_,
                                            "pid-" + std::to_string(::getpid()));
   idempotency_ = std::make_unique<http::Idempotency>(*store_, *clock_, *ids_);
-  scheduler_ = std::make_unique<jobs::Scheduler>(*clock_);
-  scheduler_->Add(jobs::Scheduler::Source{"jobs", [this] { return jobs_->NextDue(); },
-                                          [this](Instant until) { return jobs_->RunOne(until); }});
+  scheduler_ = std::make_unique<jobs::Scheduler>(*clock_, std::chrono::seconds(5),
+                                                 config.scheduler_workers);
+  scheduler_->Add(jobs::Scheduler::Keyed(
+      "jobs", [this] { return jobs_->NextDue(); },
+      [this](Instant until, size_t limit) { return jobs_->DueIds(until, limit); },
+      [this](const std::string& id, Instant until) { return jobs_->Run(id, until); }));
   subscriptions_->RegisterWith(*scheduler_);
   scheduler_->Add(jobs::Scheduler::Source{
       "idempotency.expiry", [this] { return idempotency_->NextExpiry(); },

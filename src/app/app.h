@@ -53,6 +53,9 @@ struct Config {
   std::string issuer_logo;
   // How long a period's draft waits for late events before it is finalized.
   int invoice_grace_seconds = 3600;
+  // Threads that run due work (period closes, finalizations, deliveries,
+  // jobs) at once; they mostly wait for commits, which they share.
+  int scheduler_workers = 8;
   std::string invoice_paper = "a4";  // or "letter"
   // Invoice e-mail: SMTP when smtp_url is set (CAAS_BILLING_SMTP_URL,
   // _USER, _PASSWORD — the password from the environment only), else .eml

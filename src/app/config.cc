@@ -124,6 +124,9 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       } else if (key == "invoice_grace_seconds" && kv.value().is_int64() &&
                  kv.value().as_int64() >= 0 && kv.value().as_int64() <= 86400 * 7) {
         c.invoice_grace_seconds = static_cast<int>(kv.value().as_int64());
+      } else if (key == "scheduler_workers" && kv.value().is_int64() &&
+                 kv.value().as_int64() >= 1 && kv.value().as_int64() <= 64) {
+        c.scheduler_workers = static_cast<int>(kv.value().as_int64());
       } else if (key == "late_window_days" && kv.value().is_int64() && kv.value().as_int64() >= 1 &&
                  kv.value().as_int64() <= 400) {
         c.late_window_days = static_cast<int>(kv.value().as_int64());
@@ -138,7 +141,8 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                               "is not a known setting or has the wrong type "
                               "(listen, data_dir, log_level: strings; threads, "
                               "max_body_bytes, late_window_days (1..400), "
-                              "metering_reserve_events, invoice_grace_seconds: integers; "
+                              "metering_reserve_events, invoice_grace_seconds, "
+                              "scheduler_workers (1..64): integers; "
                               "issuer: an object)");
       }
     }
@@ -199,6 +203,15 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
                             "must be a whole number of seconds from 0 to 604800");
     }
     c.invoice_grace_seconds = static_cast<int>(secs);
+  }
+  if (auto* v = from_env("CAAS_BILLING_SCHEDULER_WORKERS")) {
+    char* end = nullptr;
+    const long n = std::strtol(v->c_str(), &end, 10);
+    if (*end != '\0' || n < 1 || n > 64) {
+      return Error::Invalid("CAAS_BILLING_SCHEDULER_WORKERS",
+                            "must be a whole number from 1 to 64");
+    }
+    c.scheduler_workers = static_cast<int>(n);
   }
   if (auto* v = from_env("CAAS_BILLING_INVOICE_PAPER")) c.invoice_paper = *v;
   if (c.invoice_paper != "a4" && c.invoice_paper != "letter") {

@@ -98,7 +98,7 @@ int Serve(const Config& config) {
   // On the system clock, the scheduler's workers run what falls due (trial
   // reminders and ends, period ends, outbox relays, jobs). A manual clock
   // runs them in POST /v1/clock/advance instead.
-  if (!app.manual_clock()) app.scheduler().Start(2);
+  if (!app.manual_clock()) app.scheduler().Start(config.scheduler_workers);
   server.Run();
   app.scheduler().Stop();
   Log(LogLevel::kInfo, "stopped");

@@ -300,10 +300,10 @@ Result<std::vector<Invoice>> InvoiceService::Close(std::string_view tenant, Inst
     return made;
   }
   for (int guard = 0; guard < 1'000'000; ++guard) {
-    auto next = subscriptions_.TenantWithClosingDue(at);
-    if (!next) break;
+    auto next = subscriptions_.TenantsWithClosingDue(at, 1);
+    if (next.empty()) break;
     const size_t before = made.size();
-    if (Status s = close_one(*next); !s) return s.error();
+    if (Status s = close_one(next.front()); !s) return s.error();
     if (made.size() == before) break;  // nothing moved: do not spin
   }
   return made;
@@ -710,38 +710,44 @@ Status InvoiceService::Update(std::string_view collection, std::string_view id,
 }
 
 void InvoiceService::RegisterWith(jobs::Scheduler& scheduler) {
-  auto first = [this](const char* collection, const char* key,
-                      Instant until) -> std::optional<std::string> {
-    auto page = storage::DueBy(store_, collection, key, until, 1);
-    if (page.items.empty()) return std::nullopt;
-    return page.items.front().doc.id;
+  auto due = [this](const char* collection, const char* key) {
+    return [this, collection, key](Instant until, size_t limit) {
+      return storage::DueIds(store_, collection, key, until, limit);
+    };
+  };
+  auto earliest = [this](const char* collection, const char* key) {
+    return [this, collection, key] { return storage::EarliestTime(store_, collection, key); };
   };
   auto logged = [](const char* what, std::string_view id, const Error& e) {
     Log(LogLevel::kError, what, {{"id", id}, {"error", e.message}});
     return false;
   };
-  scheduler.Add(
-      jobs::Scheduler::Source{"invoices.close", [this] { return subscriptions_.EarliestClosing(); },
-                              [this, logged](Instant until) {
-                                auto tenant = subscriptions_.TenantWithClosingDue(until);
-                                if (!tenant) return false;
-                                auto r = CloseNext(*tenant, until);
-                                if (!r) return logged("invoice_close_failed", *tenant, r.error());
-                                return *r;
-                              }});
-  scheduler.Add(jobs::Scheduler::Source{
-      "invoices.finalize", [this] { return storage::EarliestTime(store_, kInvoices, "due_at"); },
-      [this, first, logged](Instant until) {
-        auto id = first(kInvoices, "due_at", until);
-        if (!id) return false;
-        auto r = Finalize(*id, "scheduler");
-        if (!r) return logged("invoice_finalize_failed", *id, r.error());
+  // Each item below is one tenant's or one invoice's business, so they run
+  // in parallel (Scheduler::Keyed); each returns true also when the item is
+  // no longer due (another worker did it), false only when it failed.
+  scheduler.Add(jobs::Scheduler::Keyed(
+      "invoices.close", [this] { return subscriptions_.EarliestClosing(); },
+      [this](Instant until, size_t limit) {
+        return subscriptions_.TenantsWithClosingDue(until, limit);
+      },
+      [this, logged](const std::string& tenant, Instant until) {
+        auto r = CloseNext(tenant, until);
+        if (!r) return logged("invoice_close_failed", tenant, r.error());
         return true;
-      }});
+      }));
+  scheduler.Add(jobs::Scheduler::Keyed("invoices.finalize", earliest(kInvoices, "due_at"),
+                                       due(kInvoices, "due_at"),
+                                       [this, logged](const std::string& id, Instant) {
+                                         auto r = Finalize(id, "scheduler");
+                                         if (!r)
+                                           return logged("invoice_finalize_failed", id, r.error());
+                                         return true;
+                                       }));
   scheduler.Add(jobs::Scheduler::Source{
       "invoices.numbers", [this] { return numbers_.EarliestReservation(); },
       [this, logged](Instant until) {
         // A crash between reserving a number and writing it: roll forward.
+        // (One series document: not keyed, one at a time.)
         auto held = numbers_.ReservedBy(until, 1);
         if (held.empty()) return false;
         const Reservation& r = held.front();
@@ -763,36 +769,30 @@ void InvoiceService::RegisterWith(jobs::Scheduler& scheduler) {
         if (!s) return logged("invoice_number_recovery_failed", r.document, s.error());
         return true;
       }});
-  scheduler.Add(jobs::Scheduler::Source{
-      "invoices.carry", [this] { return storage::EarliestTime(store_, kInvoices, "carry_due"); },
-      [this, first, logged](Instant until) {
-        auto id = first(kInvoices, "carry_due", until);
-        if (!id) return false;
-        Status s = CarryCredit(*id);
-        if (!s) return logged("credit_carry_failed", *id, s.error());
-        return true;
-      }});
-  scheduler.Add(jobs::Scheduler::Source{
-      "invoices.credit_notes",
-      [this] { return storage::EarliestTime(store_, kInvoices, "credit_due"); },
-      [this, first, logged](Instant until) {
-        auto id = first(kInvoices, "credit_due", until);
-        if (!id) return false;
-        auto inv = Get(*id);
-        if (!inv) return logged("credit_note_failed", *id, inv.error());
-        Status s = IssueCreditNote(*inv);
-        if (!s) return logged("credit_note_failed", *id, s.error());
-        return true;
-      }});
+  scheduler.Add(jobs::Scheduler::Keyed("invoices.carry", earliest(kInvoices, "carry_due"),
+                                       due(kInvoices, "carry_due"),
+                                       [this, logged](const std::string& id, Instant) {
+                                         Status s = CarryCredit(id);
+                                         if (!s)
+                                           return logged("credit_carry_failed", id, s.error());
+                                         return true;
+                                       }));
+  scheduler.Add(jobs::Scheduler::Keyed("invoices.credit_notes", earliest(kInvoices, "credit_due"),
+                                       due(kInvoices, "credit_due"),
+                                       [this, logged](const std::string& id, Instant) {
+                                         auto inv = Get(id);
+                                         if (!inv)
+                                           return logged("credit_note_failed", id, inv.error());
+                                         Status s = IssueCreditNote(*inv);
+                                         if (!s) return logged("credit_note_failed", id, s.error());
+                                         return true;
+                                       }));
   for (const char* collection : {kInvoices, kCreditNotes}) {
-    scheduler.Add(jobs::Scheduler::Source{
-        std::string(collection) + ".outbox",
-        [this, collection] { return storage::EarliestTime(store_, collection, "outbox"); },
-        [this, first, collection](Instant until) {
-          auto id = first(collection, "outbox", until);
-          if (!id) return false;
-          return RelayOutbox(collection, *id);
-        }});
+    scheduler.Add(jobs::Scheduler::Keyed(std::string(collection) + ".outbox",
+                                         earliest(collection, "outbox"), due(collection, "outbox"),
+                                         [this, collection](const std::string& id, Instant) {
+                                           return RelayOutbox(collection, id);
+                                         }));
   }
 }
 

@@ -180,9 +180,24 @@ Micros JobQueue::Backoff(int attempts, double jitter01) {
 }
 
 bool JobQueue::RunOne(Instant until) {
-  auto page = storage::DueBy(store_, kCollection, "due_at", until, 1);
-  if (page.items.empty()) return false;
-  Job job = *Decode(page.items.front().doc);
+  auto ids = DueIds(until, 1);
+  return !ids.empty() && Run(ids.front(), until);
+}
+
+std::vector<std::string> JobQueue::DueIds(Instant until, size_t limit) {
+  return storage::DueIds(store_, kCollection, "due_at", until, limit);
+}
+
+bool JobQueue::Run(const std::string& id, Instant until) {
+  auto doc = store_.Get(kCollection, id);
+  if (!doc) return doc.error().code == ErrorCode::kNotFound;  // gone: nothing is due
+  auto decoded = Decode(*doc);
+  if (!decoded) throw storage::CorruptDocument(kCollection, id, decoded.error().message);
+  Job job = std::move(*decoded);
+  const std::optional<Instant> due = job.state == JobState::kQueued    ? job.run_at
+                                     : job.state == JobState::kRunning ? job.lease_until
+                                                                       : std::nullopt;
+  if (!due || *due > until) return true;  // another worker ran it meanwhile
   const Instant now = clock_.Now();
   if (job.state == JobState::kRunning) {
     // Its lease expired (due_at was its end): the worker stopped mid-attempt.

@@ -93,6 +93,11 @@ class JobQueue {
   // Claims the earliest job due at or before `until` and runs it. False when
   // none was due (or another worker took it first).
   bool RunOne(Instant until);
+  // The ids of jobs due at or before `until`, earliest first; and running
+  // one of them by id (true also when it is no longer due: another worker
+  // took it). Jobs are independent, so several run at once.
+  std::vector<std::string> DueIds(Instant until, size_t limit);
+  bool Run(const std::string& id, Instant until);
 
   Result<Job> Get(std::string_view id);
   struct ListPage {

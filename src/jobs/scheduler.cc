@@ -1,5 +1,6 @@
 #include "jobs/scheduler.h"
 
+#include <atomic>
 #include <exception>
 
 #include "core/log.h"
@@ -9,6 +10,44 @@ namespace caas::jobs {
 Scheduler::~Scheduler() { Stop(); }
 
 void Scheduler::Add(Source source) { sources_.push_back(std::move(source)); }
+
+Scheduler::Source Scheduler::Keyed(
+    std::string name, std::function<std::optional<Instant>()> next_due,
+    std::function<std::vector<std::string>(Instant, size_t)> due_keys,
+    std::function<bool(const std::string&, Instant)> run_key) {
+  Source s;
+  s.name = std::move(name);
+  s.next_due = std::move(next_due);
+  s.due_keys = std::move(due_keys);
+  s.run_key = std::move(run_key);
+  s.run_one = [due = s.due_keys, run = s.run_key](Instant until) {
+    auto keys = due(until, 1);
+    return !keys.empty() && run(keys.front(), until);
+  };
+  return s;
+}
+
+int Scheduler::RunWave(size_t i, const std::vector<std::string>& keys, Instant until) {
+  const Source& source = sources_[i];
+  std::atomic<size_t> next{0};
+  std::atomic<int> ran{0};
+  auto work = [&] {
+    for (size_t k = next++; k < keys.size(); k = next++) {
+      try {
+        if (source.run_key(keys[k], until)) ++ran;
+      } catch (const std::exception& e) {
+        Log(LogLevel::kError, "scheduler_failed",
+            {{"source", source.name}, {"key", keys[k]}, {"error", std::string_view(e.what())}});
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  const size_t threads = std::min(keys.size(), static_cast<size_t>(parallelism_));
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
+  work();
+  for (auto& t : helpers) t.join();
+  return ran.load();
+}
 
 std::optional<std::pair<size_t, Instant>> Scheduler::Earliest() {
   std::optional<std::pair<size_t, Instant>> best;
@@ -34,15 +73,23 @@ int Scheduler::RunDue(Instant until, const std::function<void(Instant)>& before_
     if (before_each) before_each(next->second);
     // An item that cannot run now (a store failure) ends the run: it stays
     // due, and the next run tries again.
-    bool progressed = false;
+    const Source& source = sources_[next->first];
+    const Instant at = std::max(next->second, clock_.Now());
+    int progressed = 0;
     try {
-      progressed = sources_[next->first].run_one(std::max(next->second, clock_.Now()));
+      if (source.due_keys && parallelism_ > 1) {
+        // Everything of this source due by now, as one wave. (Items due
+        // later are not in it: their instant comes in a later turn.)
+        progressed = RunWave(next->first, source.due_keys(at, kWave), at);
+      } else {
+        progressed = source.run_one(at) ? 1 : 0;
+      }
     } catch (const std::exception& e) {
       Log(LogLevel::kError, "scheduler_failed",
-          {{"source", sources_[next->first].name}, {"error", std::string_view(e.what())}});
+          {{"source", source.name}, {"error", std::string_view(e.what())}});
     }
-    if (!progressed) break;
-    ++ran;
+    if (progressed == 0) break;
+    ran += progressed;
   }
   std::lock_guard lock(mu_);
   ran_ += static_cast<uint64_t>(ran);
@@ -50,6 +97,7 @@ int Scheduler::RunDue(Instant until, const std::function<void(Instant)>& before_
 }
 
 void Scheduler::Start(int workers) {
+  worker_count_ = static_cast<size_t>(std::max(workers, 1));
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { Work(); });
 }
 
@@ -81,6 +129,39 @@ uint64_t Scheduler::ran() const {
   return ran_;
 }
 
+std::optional<bool> Scheduler::RunUnclaimed(size_t i, Instant now) {
+  const Source& source = sources_[i];
+  const auto keys = source.due_keys(now, 2 * worker_count_ + 1);
+  std::optional<std::pair<size_t, std::string>> claim;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& k : keys) {
+      if (running_.emplace(i, k).second) {
+        claim.emplace(i, k);
+        break;
+      }
+    }
+  }
+  if (!claim) return std::nullopt;
+  bool ran = false;
+  try {
+    ran = source.run_key(claim->second, now);
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    running_.erase(*claim);
+    ++wakes_;
+    cv_.notify_all();
+    throw;
+  }
+  {
+    std::lock_guard lock(mu_);
+    running_.erase(*claim);
+    ++wakes_;  // a worker waiting for a free item looks again
+  }
+  cv_.notify_all();
+  return ran;
+}
+
 void Scheduler::Work() {
   for (;;) {
     uint64_t seen_wakes;
@@ -96,7 +177,17 @@ void Scheduler::Work() {
       next = Earliest();
       const Instant now = clock_.Now();
       if (next && next->second <= now) {
-        ran = sources_[next->first].run_one(now);
+        if (sources_[next->first].due_keys) {
+          auto r = RunUnclaimed(next->first, now);
+          if (!r) {  // the other workers run all that is due: wait for one of them
+            std::unique_lock lock(mu_);
+            cv_.wait_for(lock, idle_wait_, [&] { return stop_ || wakes_ != seen_wakes; });
+            continue;
+          }
+          ran = *r;
+        } else {
+          ran = sources_[next->first].run_one(now);
+        }
         stuck = !ran;  // due but not runnable now (a store error): do not spin
       }
     } catch (const std::exception& e) {  // nothing escapes a worker thread

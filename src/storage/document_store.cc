@@ -1,5 +1,6 @@
 #include "storage/document_store.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 
@@ -38,6 +39,23 @@ KeyedPage DueBy(DocumentStore& store, std::string_view collection, const std::st
   q.at_most = SortableTime(until.time_since_epoch().count());
   q.limit = limit;
   return store.ListByKey(collection, q);
+}
+
+std::vector<std::string> DueIds(DocumentStore& store, std::string_view collection,
+                                const std::string& key, Instant until, size_t limit) {
+  std::vector<std::string> out;
+  KeyRangeQuery q;
+  q.key = key;
+  q.at_most = SortableTime(until.time_since_epoch().count());
+  while (out.size() < limit) {
+    q.limit = static_cast<int>(std::min<size_t>(limit - out.size(), 1000));
+    auto page = store.ListByKey(collection, q);
+    for (auto& item : page.items) out.push_back(std::move(item.doc.id));
+    if (!page.has_more || page.items.empty()) break;
+    q.after_value = page.items.back().value;
+    q.after_id = out.back();
+  }
+  return out;
 }
 
 }  // namespace caas::storage

@@ -163,5 +163,8 @@ std::optional<Instant> EarliestTime(DocumentStore& store, std::string_view colle
                                     const std::string& key);
 KeyedPage DueBy(DocumentStore& store, std::string_view collection, const std::string& key,
                 Instant until, int limit);
+// The ids of those documents, earliest first.
+std::vector<std::string> DueIds(DocumentStore& store, std::string_view collection,
+                                const std::string& key, Instant until, size_t limit);
 
 }  // namespace caas::storage

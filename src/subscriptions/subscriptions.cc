@@ -526,7 +526,7 @@ void SubscriptionService::CloseChange(TenantSubscriptions& t, size_t lines_befor
 
 Result<ChangeResult> SubscriptionService::Apply(std::string_view tenant, Instant created_at,
                                                 const Op& op, bool write) {
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(LockFor(tenant));
   bool is_new = false;
   auto t = Load(tenant, created_at, &is_new);
   if (!t) return t.error();
@@ -826,7 +826,7 @@ Result<int> SubscriptionService::MigratePlan(const std::string& plan,
 
 bool SubscriptionService::RelayOutbox(std::string_view tenant) {
   for (int attempt = 0; attempt < 8; ++attempt) {
-    std::lock_guard lock(mu_);
+    std::lock_guard lock(LockFor(tenant));
     auto doc = store_.Get(kCollection, tenant);
     if (!doc) return doc.error().code == ErrorCode::kNotFound;
     auto t = DecodeDocument(doc->body, catalog_);
@@ -866,7 +866,7 @@ Result<std::optional<SubscriptionService::ClosingWork>> SubscriptionService::Fir
 
 Result<SubscriptionService::ClosingWork> SubscriptionService::PreviewNextClosing(
     std::string_view tenant, Instant created_at) {
-  std::unique_lock lock(mu_);
+  std::unique_lock lock(LockFor(tenant));
   bool is_new = false;
   auto t = Load(tenant, created_at, &is_new);
   if (!t) return t.error();
@@ -903,7 +903,7 @@ Result<SubscriptionService::ClosingWork> SubscriptionService::PreviewNextClosing
 caas::Status SubscriptionService::Update(std::string_view tenant,
                                          const std::function<bool(TenantSubscriptions&)>& f) {
   for (int attempt = 0; attempt < 8; ++attempt) {
-    std::unique_lock lock(mu_);
+    std::unique_lock lock(LockFor(tenant));
     auto doc = store_.Get(kCollection, tenant);
     if (!doc) return doc.error();
     auto t = DecodeDocument(doc->body, catalog_);
@@ -961,44 +961,38 @@ std::optional<Instant> SubscriptionService::EarliestClosing() {
   return storage::EarliestTime(store_, kCollection, "closing");
 }
 
-std::optional<std::string> SubscriptionService::TenantWithClosingDue(Instant until) {
-  auto page = storage::DueBy(store_, kCollection, "closing", until, 1);
-  if (page.items.empty()) return std::nullopt;
-  return page.items.front().doc.id;
+std::vector<std::string> SubscriptionService::TenantsWithClosingDue(Instant until, size_t limit) {
+  return storage::DueIds(store_, kCollection, "closing", until, limit);
 }
 
 void SubscriptionService::RegisterWith(jobs::Scheduler& scheduler) {
   auto earliest = [this](const char* key) {
     return storage::EarliestTime(store_, kCollection, key);
   };
-  auto first_due = [this](const char* key, Instant until) -> std::optional<std::string> {
-    auto page = storage::DueBy(store_, kCollection, key, until, 1);
-    if (page.items.empty()) return std::nullopt;
-    return page.items.front().doc.id;
+  auto due = [this](const char* key) {
+    return [this, key](Instant until, size_t limit) {
+      return storage::DueIds(store_, kCollection, key, until, limit);
+    };
   };
-  scheduler.Add(jobs::Scheduler::Source{
-      "subscriptions.due", [earliest] { return earliest("due_at"); },
-      [this, first_due](Instant until) {
-        auto tenant = first_due("due_at", until);
-        if (!tenant) return false;
-        // Apply catches up on everything due by the clock (this first).
+  // Each tenant's document is its own business: tenants run in parallel.
+  scheduler.Add(jobs::Scheduler::Keyed(
+      "subscriptions.due", [earliest] { return earliest("due_at"); }, due("due_at"),
+      [this](const std::string& tenant, Instant until) {
+        // Apply catches up on everything due by the clock (a tenant no
+        // longer due does nothing).
         auto r = Apply(
-            *tenant, until,
+            tenant, until,
             [](TenantSubscriptions&, Pending&) -> Result<Effect> { return Effect::kNone; }, true);
         if (!r) {
           Log(LogLevel::kError, "subscription_transition_failed",
-              {{"tenant", *tenant}, {"error", r.error().message}});
+              {{"tenant", tenant}, {"error", r.error().message}});
           return false;
         }
         return true;
-      }});
-  scheduler.Add(jobs::Scheduler::Source{"subscriptions.outbox",
-                                        [earliest] { return earliest("outbox"); },
-                                        [this, first_due](Instant until) {
-                                          auto tenant = first_due("outbox", until);
-                                          if (!tenant) return false;
-                                          return RelayOutbox(*tenant);
-                                        }});
+      }));
+  scheduler.Add(jobs::Scheduler::Keyed(
+      "subscriptions.outbox", [earliest] { return earliest("outbox"); }, due("outbox"),
+      [this](const std::string& tenant, Instant) { return RelayOutbox(tenant); }));
 }
 
 }  // namespace caas::subscriptions

@@ -22,6 +22,7 @@
 // All instants are whole seconds: a change at 12:00:00.7 happens at 12:00:00.
 #pragma once
 
+#include <array>
 #include <boost/json/object.hpp>
 #include <functional>
 #include <map>
@@ -116,9 +117,10 @@ class SubscriptionService {
   // document records it), so a retry never adds it twice. Throws StorageError.
   caas::Status CarryCredit(std::string_view tenant, std::string_view invoice, Money amount,
                            std::string description, Period period);
-  // The earliest closing of any tenant, and a tenant with one due by `until`.
+  // The earliest closing of any tenant, and up to `limit` tenants with one
+  // due by `until`, earliest first.
   std::optional<Instant> EarliestClosing();
-  std::optional<std::string> TenantWithClosingDue(Instant until);
+  std::vector<std::string> TenantsWithClosingDue(Instant until, size_t limit);
 
   // Called after every write, outside the service's lock, with the stored
   // state (metering takes the new terms timeline from it).
@@ -202,10 +204,13 @@ class SubscriptionService {
   std::vector<Observer> observers_;  // set up before use; read-only after
   std::function<std::optional<Instant>(std::string_view)> created_at_;
   std::function<std::string(std::string_view)> currency_of_;
-  // Guards the read-modify-write of a subscription document in this process
-  // (changes are rare; the scheduler's too). Across processes the versioned
-  // Replace decides.
-  std::mutex mu_;
+  // Guard the read-modify-write of a subscription document in this process,
+  // one stripe per tenant hash, so different tenants never wait for each
+  // other's commit. Across processes the versioned Replace decides.
+  std::mutex& LockFor(std::string_view tenant) {
+    return stripes_[std::hash<std::string_view>{}(tenant) % stripes_.size()];
+  }
+  std::array<std::mutex, 64> stripes_;
   std::mutex cache_mu_;                             // guards cache_
   std::map<std::string, View, std::less<>> cache_;  // guarded by cache_mu_
 };

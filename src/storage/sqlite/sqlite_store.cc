@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <utility>
 
 namespace caas::storage {
@@ -172,10 +174,11 @@ class Transaction {
 }  // namespace
 
 SqliteStore::SqliteStore(const std::string& path, std::vector<CollectionSpec> specs)
-    : path_(path),
-      specs_(std::move(specs)),
-      writer_(std::make_unique<Conn>(path)),
-      reader_(std::make_unique<Conn>(path)) {
+    : path_(path), specs_(std::move(specs)), writer_(std::make_unique<Conn>(path)) {
+  for (int i = 0; i < kReaders; ++i) {
+    readers_.push_back(std::make_unique<ReaderSlot>());
+    readers_.back()->conn = std::make_unique<Conn>(path);
+  }
   std::lock_guard lock(write_mu_);
   writer_->Exec(
       "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
@@ -183,6 +186,16 @@ SqliteStore::SqliteStore(const std::string& path, std::vector<CollectionSpec> sp
 }
 
 SqliteStore::~SqliteStore() = default;
+
+SqliteStore::ReadLease SqliteStore::Read() {
+  for (auto& slot : readers_) {
+    std::unique_lock lock(slot->mu, std::try_to_lock);
+    if (lock.owns_lock()) return ReadLease(std::move(lock), slot->conn.get());
+  }
+  // All busy: wait for one, spreading the waiters.
+  auto& slot = *readers_[next_reader_.fetch_add(1, std::memory_order_relaxed) % readers_.size()];
+  return ReadLease(std::unique_lock(slot.mu), slot.conn.get());
+}
 
 int SqliteStore::LatestSchemaVersion() { return std::end(kMigrations)[-1].version; }
 
@@ -194,10 +207,10 @@ int SqliteStore::SchemaVersion() {
 }
 
 std::vector<std::string> SqliteStore::IntegrityCheck() {
-  std::lock_guard lock(read_mu_);
-  auto s = reader_->Prepare("PRAGMA integrity_check");
+  auto reader = Read();
+  auto s = reader->Prepare("PRAGMA integrity_check");
   std::vector<std::string> out;
-  while (reader_->Step(s) == SQLITE_ROW) {
+  while (reader->Step(s) == SQLITE_ROW) {
     std::string line = Conn::Text(s, 0);
     if (line != "ok") out.push_back(std::move(line));
   }
@@ -291,14 +304,97 @@ auto SqliteStore::Writing(F&& f) -> decltype(f()) {
   }
 }
 
+// One write waiting for its batch. `run` performs it on the writer
+// connection inside the batch's transaction and says whether it succeeded; a
+// failed write (a taken key, a stale version) is rolled back to its savepoint
+// and does not disturb the others.
+struct SqliteStore::PendingWrite {
+  std::function<bool()> run;
+  std::exception_ptr error;  // the write did not happen: rethrown to its caller
+  bool done = false;
+};
+
+template <class R, class F>
+R SqliteStore::Write(F&& body) {
+  std::optional<R> result;
+  PendingWrite w;
+  w.run = [&] {
+    result.emplace(body());
+    return static_cast<bool>(*result);
+  };
+  Submit(w);
+  return std::move(*result);
+}
+
+void SqliteStore::Submit(PendingWrite& w) {
+  std::unique_lock lock(queue_mu_);
+  queue_.push_back(&w);
+  queue_cv_.wait(lock, [&] { return w.done || queue_.front() == &w; });
+  if (!w.done) {
+    // The leader: commit everything queued so far (up to a bound) at once.
+    const size_t n = std::min(queue_.size(), kMaxBatch);
+    std::vector<PendingWrite*> batch(queue_.begin(), queue_.begin() + static_cast<long>(n));
+    lock.unlock();
+    RunBatch(batch);
+    lock.lock();
+    for (size_t i = 0; i < n; ++i) {
+      queue_.front()->done = true;
+      queue_.pop_front();
+    }
+    ++batches_;
+    writes_ += n;
+    queue_cv_.notify_all();
+  }
+  if (w.error) std::rethrow_exception(w.error);
+}
+
+void SqliteStore::RunBatch(const std::vector<PendingWrite*>& batch) {
+  std::lock_guard lock(write_mu_);
+  auto fail_all = [&](std::exception_ptr e) {
+    for (PendingWrite* p : batch) p->error = e;
+  };
+  try {
+    writer_->Exec("BEGIN IMMEDIATE");
+  } catch (...) {
+    fail_all(std::current_exception());
+    return;
+  }
+  try {
+    for (PendingWrite* p : batch) {
+      writer_->Exec("SAVEPOINT w");
+      bool ok = false;
+      try {
+        ok = p->run();
+      } catch (...) {  // StorageError, or anything else: it fails this write only
+        p->error = std::current_exception();
+      }
+      if (!ok) writer_->Exec("ROLLBACK TO w");
+      writer_->Exec("RELEASE w");
+    }
+    writer_->Exec("COMMIT");
+  } catch (...) {
+    // The transaction cannot be finished (the disk is full, the connection
+    // broke): nothing of the batch happened, and every caller is told so.
+    fail_all(std::current_exception());
+    try {
+      writer_->Exec("ROLLBACK");
+    } catch (const StorageError&) {
+      // The connection is unusable; the next call reports it.
+    }
+  }
+}
+
+uint64_t SqliteStore::commits() const {
+  std::lock_guard lock(queue_mu_);
+  return batches_;
+}
+
 Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
-  return Writing([&] { return DoInsert(collection, doc); });
+  Spec(collection);
+  return Writing([&] { return Write<Status>([&] { return DoInsert(collection, doc); }); });
 }
 
 Status SqliteStore::DoInsert(std::string_view collection, const Document& doc) {
-  Spec(collection);
-  std::lock_guard lock(write_mu_);
-  Transaction tx(*writer_);
   auto s =
       writer_->Prepare("INSERT INTO documents (collection, id, version, body) VALUES (?, ?, 1, ?)");
   writer_->Bind(s, 1, collection);
@@ -310,17 +406,16 @@ Status SqliteStore::DoInsert(std::string_view collection, const Document& doc) {
   if (auto key = WriteKeys(*writer_, collection, doc)) {
     return Error{ErrorCode::kAlreadyExists, *key + " is taken", *key};
   }
-  tx.Commit();
   return Status::Ok();
 }
 
 Result<Document> SqliteStore::Get(std::string_view collection, std::string_view id) {
   Spec(collection);
-  std::lock_guard lock(read_mu_);
-  auto s = reader_->Prepare("SELECT version, body FROM documents WHERE collection=? AND id=?");
-  reader_->Bind(s, 1, collection);
-  reader_->Bind(s, 2, id);
-  if (reader_->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
+  auto reader = Read();
+  auto s = reader->Prepare("SELECT version, body FROM documents WHERE collection=? AND id=?");
+  reader->Bind(s, 1, collection);
+  reader->Bind(s, 2, id);
+  if (reader->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
   Document d{std::string(id), sqlite3_column_int64(s, 0), Conn::Text(s, 1), {}};
   sqlite3_reset(s);
   return d;
@@ -331,15 +426,15 @@ Result<Document> SqliteStore::FindUnique(std::string_view collection, std::strin
   if (!IsUnique(collection, std::string(key))) {
     throw StorageError("FindUnique on a non-unique key " + std::string(key), false);
   }
-  std::lock_guard lock(read_mu_);
-  auto s = reader_->Prepare(
+  auto reader = Read();
+  auto s = reader->Prepare(
       "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
       "ON d.collection = k.collection AND d.id = k.id "
       "WHERE k.collection=? AND k.name=? AND k.value=? AND k.is_unique=1");
-  reader_->Bind(s, 1, collection);
-  reader_->Bind(s, 2, key);
-  reader_->Bind(s, 3, value);
-  if (reader_->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
+  reader->Bind(s, 1, collection);
+  reader->Bind(s, 2, key);
+  reader->Bind(s, 3, value);
+  if (reader->Step(s) != SQLITE_ROW) return Error::NotFound("no such document");
   Document d{Conn::Text(s, 0), sqlite3_column_int64(s, 1), Conn::Text(s, 2), {}};
   sqlite3_reset(s);
   return d;
@@ -347,14 +442,14 @@ Result<Document> SqliteStore::FindUnique(std::string_view collection, std::strin
 
 Result<int64_t> SqliteStore::Replace(std::string_view collection, const Document& doc,
                                      int64_t expected_version) {
-  return Writing([&] { return DoReplace(collection, doc, expected_version); });
+  Spec(collection);
+  return Writing([&] {
+    return Write<Result<int64_t>>([&] { return DoReplace(collection, doc, expected_version); });
+  });
 }
 
 Result<int64_t> SqliteStore::DoReplace(std::string_view collection, const Document& doc,
                                        int64_t expected_version) {
-  Spec(collection);
-  std::lock_guard lock(write_mu_);
-  Transaction tx(*writer_);
   auto s = writer_->Prepare(
       "UPDATE documents SET body=?, version=version+1 "
       "WHERE collection=? AND id=? AND version=?");
@@ -371,20 +466,18 @@ Result<int64_t> SqliteStore::DoReplace(std::string_view collection, const Docume
   if (auto key = WriteKeys(*writer_, collection, doc)) {
     return Error{ErrorCode::kAlreadyExists, *key + " is taken", *key};
   }
-  tx.Commit();
   return expected_version + 1;
 }
 
 Status SqliteStore::Delete(std::string_view collection, std::string_view id,
                            int64_t expected_version) {
-  return Writing([&] { return DoDelete(collection, id, expected_version); });
+  Spec(collection);
+  return Writing(
+      [&] { return Write<Status>([&] { return DoDelete(collection, id, expected_version); }); });
 }
 
 Status SqliteStore::DoDelete(std::string_view collection, std::string_view id,
                              int64_t expected_version) {
-  Spec(collection);
-  std::lock_guard lock(write_mu_);
-  Transaction tx(*writer_);
   auto s = writer_->Prepare("DELETE FROM documents WHERE collection=? AND id=? AND version=?");
   writer_->Bind(s, 1, collection);
   writer_->Bind(s, 2, id);
@@ -395,35 +488,34 @@ Status SqliteStore::DoDelete(std::string_view collection, std::string_view id,
   writer_->Bind(del, 1, collection);
   writer_->Bind(del, 2, id);
   writer_->Step(del);
-  tx.Commit();
   return Status::Ok();
 }
 
 Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
   Spec(collection);
   const int limit = std::clamp(query.limit, 1, 1000);
-  std::lock_guard lock(read_mu_);
+  auto reader = Read();
   Stmt s;
   if (query.where_key) {
-    s = reader_->Prepare(
+    s = reader->Prepare(
         "SELECT d.id, d.version, d.body FROM document_keys k JOIN documents d "
         "ON d.collection = k.collection AND d.id = k.id "
         "WHERE k.collection=? AND k.name=? AND k.value=? AND k.id>? ORDER BY k.id LIMIT ?");
-    reader_->Bind(s, 1, collection);
-    reader_->Bind(s, 2, *query.where_key);
-    reader_->Bind(s, 3, query.where_value);
-    reader_->Bind(s, 4, query.starting_after);
-    reader_->Bind(s, 5, static_cast<int64_t>(limit + 1));
+    reader->Bind(s, 1, collection);
+    reader->Bind(s, 2, *query.where_key);
+    reader->Bind(s, 3, query.where_value);
+    reader->Bind(s, 4, query.starting_after);
+    reader->Bind(s, 5, static_cast<int64_t>(limit + 1));
   } else {
-    s = reader_->Prepare(
+    s = reader->Prepare(
         "SELECT id, version, body FROM documents WHERE collection=? AND id>? "
         "ORDER BY id LIMIT ?");
-    reader_->Bind(s, 1, collection);
-    reader_->Bind(s, 2, query.starting_after);
-    reader_->Bind(s, 3, static_cast<int64_t>(limit + 1));
+    reader->Bind(s, 1, collection);
+    reader->Bind(s, 2, query.starting_after);
+    reader->Bind(s, 3, static_cast<int64_t>(limit + 1));
   }
   Page page;
-  while (reader_->Step(s) == SQLITE_ROW) {
+  while (reader->Step(s) == SQLITE_ROW) {
     if (static_cast<int>(page.items.size()) == limit) {
       page.has_more = true;
       break;
@@ -438,33 +530,33 @@ Page SqliteStore::List(std::string_view collection, const ListQuery& query) {
 KeyedPage SqliteStore::ListByKey(std::string_view collection, const KeyRangeQuery& query) {
   Spec(collection);
   const int limit = std::clamp(query.limit, 1, 1000);
-  std::lock_guard lock(read_mu_);
+  auto reader = Read();
   // The primary key of document_keys, (collection, name, value, id), is the
   // index this walks.
   Stmt s;
   int i = 1;
   if (query.at_most) {
-    s = reader_->Prepare(
+    s = reader->Prepare(
         "SELECT d.id, d.version, d.body, k.value FROM document_keys k JOIN documents d "
         "ON d.collection = k.collection AND d.id = k.id "
         "WHERE k.collection=? AND k.name=? AND k.value <= ? "
         "AND (k.value > ? OR (k.value = ? AND k.id > ?)) ORDER BY k.value, k.id LIMIT ?");
   } else {
-    s = reader_->Prepare(
+    s = reader->Prepare(
         "SELECT d.id, d.version, d.body, k.value FROM document_keys k JOIN documents d "
         "ON d.collection = k.collection AND d.id = k.id "
         "WHERE k.collection=? AND k.name=? "
         "AND (k.value > ? OR (k.value = ? AND k.id > ?)) ORDER BY k.value, k.id LIMIT ?");
   }
-  reader_->Bind(s, i++, collection);
-  reader_->Bind(s, i++, query.key);
-  if (query.at_most) reader_->Bind(s, i++, *query.at_most);
-  reader_->Bind(s, i++, query.after_value);
-  reader_->Bind(s, i++, query.after_value);
-  reader_->Bind(s, i++, query.after_id);
-  reader_->Bind(s, i++, static_cast<int64_t>(limit + 1));
+  reader->Bind(s, i++, collection);
+  reader->Bind(s, i++, query.key);
+  if (query.at_most) reader->Bind(s, i++, *query.at_most);
+  reader->Bind(s, i++, query.after_value);
+  reader->Bind(s, i++, query.after_value);
+  reader->Bind(s, i++, query.after_id);
+  reader->Bind(s, i++, static_cast<int64_t>(limit + 1));
   KeyedPage page;
-  while (reader_->Step(s) == SQLITE_ROW) {
+  while (reader->Step(s) == SQLITE_ROW) {
     if (static_cast<int>(page.items.size()) == limit) {
       page.has_more = true;
       break;
@@ -481,9 +573,9 @@ void SqliteStore::Ping() {
     std::lock_guard lock(health_mu_);
     if (write_failure_) throw StorageError("writes fail: " + *write_failure_, true);
   }
-  std::lock_guard lock(read_mu_);
-  auto s = reader_->Prepare("SELECT COUNT(*) FROM schema_migrations");
-  reader_->Step(s);
+  auto reader = Read();
+  auto s = reader->Prepare("SELECT COUNT(*) FROM schema_migrations");
+  reader->Step(s);
   sqlite3_reset(s);
 }
 

@@ -2,13 +2,22 @@
 //
 // One file (WAL mode, synchronous=FULL: a write that returned is on disk and
 // survives a crash of the process or the machine). One writer connection and
-// one reader connection, each behind its own mutex: writes are serialized,
-// reads never wait for a write's fsync.
+// a few reader connections: reads never wait for a write's fsync.
+//
+// Group commit: writes that arrive while a commit is on its way to disk wait,
+// and the next commit takes all of them (up to kMaxBatch) in one transaction,
+// each in its own savepoint, so concurrent writers share one fsync. A write
+// is still all or nothing and returns only once its commit is durable; a
+// write that fails (a taken key, a stale version) is rolled back to its
+// savepoint and fails alone; a commit that fails fails every write in it.
 //
 // Schema changes are versioned migrations kept in sqlite_store.cc; Migrate()
 // applies the missing ones in order, each in its own transaction.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -63,6 +72,9 @@ class SqliteStore final : public DocumentStore {
   // written, e.g. locked by another process or out of disk).
   void Ping() override;
 
+  // Commits so far (each one fsync of the log); at most one per write.
+  uint64_t commits() const;
+
   class Conn;  // one connection with its statement cache (sqlite_store.cc)
 
  private:
@@ -81,15 +93,45 @@ class SqliteStore final : public DocumentStore {
   // Runs a write, remembering whether the store can be written.
   template <class F>
   auto Writing(F&& f) -> decltype(f());
+  // Runs `body` (one of the Do* writes) in the next group commit.
+  template <class R, class F>
+  R Write(F&& body);
+  struct PendingWrite;
+  // A reader connection, held until the lease goes out of scope.
+  class ReadLease {
+   public:
+    ReadLease(std::unique_lock<std::mutex> lock, Conn* conn)
+        : lock_(std::move(lock)), conn_(conn) {}
+    Conn* operator->() const { return conn_; }
+    Conn& operator*() const { return *conn_; }
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+    Conn* conn_;
+  };
+  ReadLease Read();
+  void Submit(PendingWrite& w);
+  void RunBatch(const std::vector<PendingWrite*>& batch);
+  static constexpr size_t kMaxBatch = 256;
 
   std::string path_;
   std::vector<CollectionSpec> specs_;
   std::mutex health_mu_;                      // guards write_failure_
   std::optional<std::string> write_failure_;  // guarded by health_mu_
-  std::mutex write_mu_;                       // guards writer_ (one writer connection)
-  std::unique_ptr<Conn> writer_;              // guarded by write_mu_
-  std::mutex read_mu_;                        // guards reader_
-  std::unique_ptr<Conn> reader_;              // guarded by read_mu_
+  mutable std::mutex queue_mu_;               // guards queue_, batches_, writes_
+  std::condition_variable queue_cv_;          // a batch is done
+  std::deque<PendingWrite*> queue_;           // writes waiting; the front one leads
+  uint64_t batches_ = 0;
+  uint64_t writes_ = 0;
+  std::mutex write_mu_;           // guards writer_ (one writer connection)
+  std::unique_ptr<Conn> writer_;  // guarded by write_mu_
+  struct ReaderSlot {
+    std::mutex mu;               // guards conn
+    std::unique_ptr<Conn> conn;  // guarded by mu
+  };
+  static constexpr int kReaders = 4;
+  std::vector<std::unique_ptr<ReaderSlot>> readers_;  // set up in the constructor
+  std::atomic<size_t> next_reader_{0};
 };
 
 }  // namespace caas::storage
