@@ -5,7 +5,9 @@
 // rated from metering, N finalizations with gapless numbers, N PDFs
 // rendered and stored, N e-mails written (.eml). Prints the time of that run.
 //
-//   invoice_close DATA_DIR N
+//   invoice_close DATA_DIR N [WORKERS]   (WORKERS: scheduler_workers, default 8)
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +17,17 @@
 #include "app/app.h"
 #include "core/log.h"
 #include "metering/usage_event.h"
+#include "storage/sqlite/sqlite_store.h"
 
 namespace {
+
+// CPU time of the process so far (user + system), in seconds.
+double CpuSeconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
+  return secs(u.ru_utime) + secs(u.ru_stime);
+}
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -25,8 +36,8 @@ double Seconds(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: invoice_close DATA_DIR N\n");
+  if (argc != 3 && argc != 4) {
+    std::fprintf(stderr, "usage: invoice_close DATA_DIR N [WORKERS]\n");
     return 2;
   }
   const int n = std::atoi(argv[2]);
@@ -35,6 +46,7 @@ int main(int argc, char** argv) {
   config.log_level = "warn";
   config.clock = "manual";
   config.now = "2026-03-01T00:00:00Z";
+  if (argc == 4) config.scheduler_workers = std::atoi(argv[3]);
   caas::SetMinLogLevel(caas::LogLevel::kWarn);
   caas::app::App app(config, /*migrate=*/true, /*metering=*/true);
   auto& clock = *app.manual_clock();
@@ -87,8 +99,12 @@ int main(int argc, char** argv) {
               Seconds(t0));
 
   t0 = std::chrono::steady_clock::now();
+  const double cpu0 = CpuSeconds();
+  auto* sqlite = dynamic_cast<caas::storage::SqliteStore*>(&app.store());
+  const auto writes0 = sqlite ? sqlite->writes() : 0, commits0 = sqlite ? sqlite->commits() : 0;
   ran = run_to("2026-04-01T01:01:00Z");
   const double close_s = Seconds(t0);
+  const double close_cpu = CpuSeconds() - cpu0;
   caas::invoices::InvoiceService::Filter f;
   f.status = caas::invoices::InvoiceStatus::kFinalized;
   int finalized = 0, pdfs = 0, sent = 0;
@@ -107,6 +123,11 @@ int main(int argc, char** argv) {
       "month-end close of %d Pro tenants (renew, rate, finalize, number, render + store the PDF, "
       "e-mail): %.1f s, %d items; %d invoices finalized, %d PDFs, %d e-mails in all\n",
       n, close_s, ran, finalized, pdfs, sent);
-  std::printf("close_seconds %.2f tenants %d\n", close_s, n);
+  if (sqlite) {
+    std::printf("store: %llu writes in %llu commits\n",
+                static_cast<unsigned long long>(sqlite->writes() - writes0),
+                static_cast<unsigned long long>(sqlite->commits() - commits0));
+  }
+  std::printf("close_seconds %.2f cpu_seconds %.2f tenants %d\n", close_s, close_cpu, n);
   return 0;
 }

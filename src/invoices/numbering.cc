@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdio>
+#include <exception>
 
 namespace caas::invoices {
 namespace json = boost::json;
@@ -92,66 +93,154 @@ bool Retry(const Status& s) {
 
 storage::CollectionSpec NumbersCollectionSpec() { return {kCollection, {{"reserved", false}}}; }
 
-Result<int64_t> NumberSeries::Reserve(const std::string& series, std::string_view document) {
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    auto s = Load(store_, series);
-    if (!s) return s.error();
-    for (const auto& r : s->reserved) {
-      if (r.document == document) return r.number;
+namespace {
+
+// One operation on a series, on its decoded document; says whether it
+// changed anything. Reserve answers the number.
+Result<int64_t> Apply(SeriesDoc& s, NumberSeries::OpKind kind, std::string_view document,
+                      Instant now, bool* changed) {
+  auto held = std::find_if(s.reserved.begin(), s.reserved.end(),
+                           [&](const SeriesDoc::Held& r) { return r.document == document; });
+  switch (kind) {
+    case NumberSeries::OpKind::kReserve: {
+      if (held != s.reserved.end()) return held->number;
+      int64_t number;
+      if (!s.free.empty()) {
+        number = s.free.front();
+        s.free.erase(s.free.begin());
+      } else {
+        number = s.next++;
+      }
+      s.reserved.push_back({std::string(document), number, now});
+      *changed = true;
+      return number;
     }
-    int64_t number;
-    if (!s->free.empty()) {
-      number = s->free.front();
-      s->free.erase(s->free.begin());
-    } else {
-      number = s->next++;
+    case NumberSeries::OpKind::kRelease:
+      if (held == s.reserved.end()) return 0;
+      s.reserved.erase(held);
+      *changed = true;
+      return 0;
+    case NumberSeries::OpKind::kGiveBack: {
+      if (held == s.reserved.end()) return 0;
+      const int64_t number = held->number;
+      s.reserved.erase(held);
+      if (number == s.next - 1) {
+        --s.next;
+        // Trailing free numbers fold back into `next` too.
+        while (!s.free.empty() && s.free.back() == s.next - 1) {
+          s.free.pop_back();
+          --s.next;
+        }
+      } else {
+        s.free.insert(std::lower_bound(s.free.begin(), s.free.end(), number), number);
+      }
+      *changed = true;
+      return 0;
     }
-    s->reserved.push_back({std::string(document), number, clock_.Now()});
-    Status saved = Save(store_, series, *s);
-    if (saved) return number;
-    if (!Retry(saved)) return saved.error();  // another finalization won: read again
   }
-  return Error::Make(ErrorCode::kUnavailable, "the number series " + series + " is too busy");
+  return 0;
+}
+
+}  // namespace
+
+struct NumberSeries::Op {
+  OpKind kind;
+  const std::string* series;
+  std::string_view document;
+  std::optional<Result<int64_t>> result;
+  std::exception_ptr error;
+  bool done = false;
+};
+
+Result<int64_t> NumberSeries::Reserve(const std::string& series, std::string_view document) {
+  return Combine(OpKind::kReserve, series, document);
 }
 
 Status NumberSeries::Release(const std::string& series, std::string_view document) {
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    auto s = Load(store_, series);
-    if (!s) return s.error();
-    const size_t before = s->reserved.size();
-    std::erase_if(s->reserved, [&](const SeriesDoc::Held& r) { return r.document == document; });
-    if (s->reserved.size() == before) return Status::Ok();
-    Status saved = Save(store_, series, *s);
-    if (saved) return saved;
-    if (!Retry(saved)) return saved;
-  }
-  return Error::Make(ErrorCode::kUnavailable, "the number series " + series + " is too busy");
+  auto r = Combine(OpKind::kRelease, series, document);
+  if (!r) return r.error();
+  return Status::Ok();
 }
 
 Status NumberSeries::GiveBack(const std::string& series, std::string_view document) {
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    auto s = Load(store_, series);
-    if (!s) return s.error();
-    auto it = std::find_if(s->reserved.begin(), s->reserved.end(),
-                           [&](const SeriesDoc::Held& r) { return r.document == document; });
-    if (it == s->reserved.end()) return Status::Ok();
-    const int64_t number = it->number;
-    s->reserved.erase(it);
-    if (number == s->next - 1) {
-      --s->next;
-      // Trailing free numbers fold back into `next` too.
-      while (!s->free.empty() && s->free.back() == s->next - 1) {
-        s->free.pop_back();
-        --s->next;
-      }
-    } else {
-      s->free.insert(std::lower_bound(s->free.begin(), s->free.end(), number), number);
+  auto r = Combine(OpKind::kGiveBack, series, document);
+  if (!r) return r.error();
+  return Status::Ok();
+}
+
+// Operations that arrive while a write of the series is under way wait, and
+// the next write carries all of them: one read, every operation applied in
+// arrival order, one versioned write (retried from a fresh read when
+// another process wrote meanwhile). The result is what the operations would
+// give one after another, with one commit instead of one each.
+Result<int64_t> NumberSeries::Combine(OpKind kind, const std::string& series,
+                                      std::string_view document) {
+  Op op{kind, &series, document, std::nullopt, nullptr, false};
+  std::unique_lock lock(mu_);
+  queue_.push_back(&op);
+  cv_.wait(lock, [&] { return op.done || queue_.front() == &op; });
+  if (!op.done) {
+    const std::vector<Op*> batch(queue_.begin(), queue_.end());
+    lock.unlock();
+    RunBatch(batch);
+    lock.lock();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      queue_.front()->done = true;
+      queue_.pop_front();
     }
-    Status saved = Save(store_, series, *s);
-    if (saved) return saved;
-    if (!Retry(saved)) return saved;
+    cv_.notify_all();
   }
-  return Error::Make(ErrorCode::kUnavailable, "the number series " + series + " is too busy");
+  if (op.error) std::rethrow_exception(op.error);
+  return std::move(*op.result);
+}
+
+void NumberSeries::RunBatch(const std::vector<Op*>& batch) {
+  std::vector<std::string> order;  // series in order of first appearance
+  for (const Op* op : batch) {
+    if (std::find(order.begin(), order.end(), *op->series) == order.end()) {
+      order.push_back(*op->series);
+    }
+  }
+  for (const std::string& series : order) {
+    std::vector<Op*> ops;
+    for (Op* op : batch) {
+      if (*op->series == series) ops.push_back(op);
+    }
+    auto answer_all = [&](const Error& e) {
+      for (Op* op : ops) op->result.emplace(e);
+    };
+    try {
+      bool finished = false;
+      for (int attempt = 0; attempt < 1000 && !finished; ++attempt) {
+        auto s = Load(store_, series);
+        if (!s) {
+          answer_all(s.error());
+          finished = true;
+          break;
+        }
+        bool changed = false;
+        std::vector<Result<int64_t>> results;
+        const Instant now = clock_.Now();
+        for (const Op* op : ops)
+          results.push_back(Apply(*s, op->kind, op->document, now, &changed));
+        Status saved = changed ? Save(store_, series, *s) : Status::Ok();
+        if (saved) {
+          for (size_t i = 0; i < ops.size(); ++i) ops[i]->result.emplace(std::move(results[i]));
+          finished = true;
+        } else if (!Retry(saved)) {
+          answer_all(saved.error());
+          finished = true;
+        }
+        // Otherwise another process wrote the series: read again.
+      }
+      if (!finished) {
+        answer_all(
+            Error::Make(ErrorCode::kUnavailable, "the number series " + series + " is too busy"));
+      }
+    } catch (...) {
+      for (Op* op : ops) op->error = std::current_exception();
+    }
+  }
 }
 
 std::optional<Instant> NumberSeries::EarliestReservation() {

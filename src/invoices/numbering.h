@@ -8,6 +8,10 @@
 //      find the number it already holds) and add the reservation; one
 //      versioned write, retried on conflict. Only this step is shared by
 //      concurrent finalizations, and it holds no lock across anything else.
+//      Concurrent reservations and releases in this process are combined:
+//      those that arrive during a write of the series go together in the
+//      next one (as if one after another), so a month-end run of parallel
+//      finalizations makes one series write per batch, not one each.
 //   2. the caller writes the number into its document (its own versioned
 //      write);
 //   3. Release: remove the reservation.
@@ -26,6 +30,9 @@
 // finalization order except after such a race.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -67,9 +74,18 @@ class NumberSeries {
   // "INV-2026-000042"
   static std::string Format(const std::string& series, int64_t number);
 
+  enum class OpKind { kReserve, kRelease, kGiveBack };
+
  private:
+  struct Op;
+  Result<int64_t> Combine(OpKind kind, const std::string& series, std::string_view document);
+  void RunBatch(const std::vector<Op*>& batch);
+
   storage::DocumentStore& store_;
   const Clock& clock_;
+  std::mutex mu_;  // guards queue_ (operations waiting; the front one writes)
+  std::condition_variable cv_;
+  std::deque<Op*> queue_;
 };
 
 }  // namespace caas::invoices

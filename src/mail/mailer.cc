@@ -1,14 +1,14 @@
 #include "mail/mailer.h"
 
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
+
+#include "core/durable_file.h"
 
 namespace caas::mail {
 namespace {
@@ -100,26 +100,18 @@ namespace {
 class EmlMailer final : public Mailer {
  public:
   explicit EmlMailer(std::string dir) : dir_(std::move(dir)) {}
+  // One .eml file per message, written atomically and durably (its flushes
+  // shared with concurrent sends).
   Status Send(const Mail& m) override {
-    std::error_code ec;
-    std::filesystem::create_directories(dir_, ec);
     std::string name;
     for (char c : m.message_id) name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-    const std::string path = dir_ + "/" + name + ".eml", tmp = path + ".tmp";
-    const std::string text = RenderMime(m);
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) return Error::Make(ErrorCode::kUnavailable, "open " + tmp + ": " + strerror(errno));
-    bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) &&
-              ::fsync(fd) == 0;
-    ::close(fd);
-    ok = ok && ::rename(tmp.c_str(), path.c_str()) == 0;
-    if (!ok) return Error::Make(ErrorCode::kUnavailable, "write " + path + ": " + strerror(errno));
-    return Status::Ok();
+    return WriteFileDurably(flush_, dir_ + "/" + name + ".eml", RenderMime(m));
   }
   std::string Describe() const override { return "eml:" + dir_; }
 
  private:
   std::string dir_;
+  FlushGroup flush_;
 };
 
 struct Upload {

@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/durable_file.h"
 #include "core/status.h"
 
 namespace caas::storage {
@@ -20,8 +21,9 @@ class BlobStore {
   virtual Result<std::string> Get(std::string_view key) = 0;
 };
 
-// Files under `dir`: written to a temporary name, fsynced, renamed, and the
-// directory fsynced, so a crash leaves the old blob or the new, never half.
+// Files under `dir`, written by WriteFileDurably (core/durable_file.h):
+// a temporary name, a flush, a rename, a flush, so a crash leaves the old
+// blob or the new, never half; concurrent puts share their flushes.
 class FileBlobStore final : public BlobStore {
  public:
   explicit FileBlobStore(std::string dir) : dir_(std::move(dir)) {}
@@ -30,6 +32,7 @@ class FileBlobStore final : public BlobStore {
 
  private:
   std::string dir_;
+  FlushGroup flush_;
 };
 
 }  // namespace caas::storage

@@ -389,6 +389,11 @@ uint64_t SqliteStore::commits() const {
   return batches_;
 }
 
+uint64_t SqliteStore::writes() const {
+  std::lock_guard lock(queue_mu_);
+  return writes_;
+}
+
 Status SqliteStore::Insert(std::string_view collection, const Document& doc) {
   Spec(collection);
   return Writing([&] { return Write<Status>([&] { return DoInsert(collection, doc); }); });

@@ -74,6 +74,8 @@ class SqliteStore final : public DocumentStore {
 
   // Commits so far (each one fsync of the log); at most one per write.
   uint64_t commits() const;
+  // Writes so far (inserts, replaces, deletes that reached a commit).
+  uint64_t writes() const;
 
   class Conn;  // one connection with its statement cache (sqlite_store.cc)
 
