@@ -7,8 +7,6 @@
 
 namespace caas::jobs {
 
-Scheduler::~Scheduler() { Stop(); }
-
 void Scheduler::Add(Source source) { sources_.push_back(std::move(source)); }
 
 Scheduler::Source Scheduler::Keyed(
@@ -27,26 +25,66 @@ Scheduler::Source Scheduler::Keyed(
   return s;
 }
 
-int Scheduler::RunWave(size_t i, const std::vector<std::string>& keys, Instant until) {
-  const Source& source = sources_[i];
+// One wave: its items are taken one at a time by the caller and the pool.
+struct Scheduler::Wave {
+  const Source* source;
+  const std::vector<std::string>* keys;
+  Instant until;
   std::atomic<size_t> next{0};
   std::atomic<int> ran{0};
-  auto work = [&] {
-    for (size_t k = next++; k < keys.size(); k = next++) {
+  void Work() {
+    for (size_t k = next++; k < keys->size(); k = next++) {
       try {
-        if (source.run_key(keys[k], until)) ++ran;
+        if (source->run_key((*keys)[k], until)) ++ran;
       } catch (const std::exception& e) {
         Log(LogLevel::kError, "scheduler_failed",
-            {{"source", source.name}, {"key", keys[k]}, {"error", std::string_view(e.what())}});
+            {{"source", source->name}, {"key", (*keys)[k]}, {"error", std::string_view(e.what())}});
       }
     }
-  };
-  std::vector<std::thread> helpers;
-  const size_t threads = std::min(keys.size(), static_cast<size_t>(parallelism_));
-  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work);
-  work();
-  for (auto& t : helpers) t.join();
-  return ran.load();
+  }
+};
+
+int Scheduler::RunWave(size_t i, const std::vector<std::string>& keys, Instant until) {
+  Wave wave{&sources_[i], &keys, until};
+  if (keys.size() <= 1 || parallelism_ <= 1) {
+    wave.Work();
+    return wave.ran.load();
+  }
+  std::unique_lock lock(pool_mu_);
+  // The helpers live as long as the scheduler: threads (and what they keep
+  // per thread, such as the PDF renderer's font map) are made once.
+  while (pool_.size() + 1 < static_cast<size_t>(parallelism_)) {
+    pool_.emplace_back([this] { Help(); });
+  }
+  wave_ = &wave;
+  ++wave_seq_;
+  joined_ = 0;
+  pool_cv_.notify_all();
+  lock.unlock();
+  wave.Work();
+  lock.lock();
+  // Every helper has taken this wave and finished with it before it goes.
+  pool_done_cv_.wait(lock, [&] { return joined_ == pool_.size() && busy_ == 0; });
+  wave_ = nullptr;
+  return wave.ran.load();
+}
+
+void Scheduler::Help() {
+  uint64_t seen = 0;
+  std::unique_lock lock(pool_mu_);
+  for (;;) {
+    pool_cv_.wait(lock, [&] { return pool_stop_ || wave_seq_ != seen; });
+    if (pool_stop_) return;
+    seen = wave_seq_;
+    Wave* wave = wave_;
+    ++joined_;
+    ++busy_;
+    lock.unlock();
+    wave->Work();
+    lock.lock();
+    --busy_;
+    pool_done_cv_.notify_all();
+  }
 }
 
 std::optional<std::pair<size_t, Instant>> Scheduler::Earliest() {
@@ -117,6 +155,16 @@ void Scheduler::Stop() {
   cv_.notify_all();
   for (auto& t : workers_) t.join();
   workers_.clear();
+}
+
+Scheduler::~Scheduler() {
+  Stop();
+  {
+    std::lock_guard lock(pool_mu_);
+    pool_stop_ = true;
+  }
+  pool_cv_.notify_all();
+  for (auto& t : pool_) t.join();
 }
 
 uint64_t Scheduler::passes() const {

@@ -77,8 +77,11 @@ class Scheduler {
   // The source with the earliest due instant, if any.
   std::optional<std::pair<size_t, Instant>> Earliest();
   // Runs the due items of keyed source `i` named by `keys`, `parallelism_`
-  // at a time; returns how many ran.
+  // at a time (the caller and parallelism_ - 1 pool threads); returns how
+  // many ran. RunDue's only: one wave at a time.
+  struct Wave;
   int RunWave(size_t i, const std::vector<std::string>& keys, Instant until);
+  void Help();  // a pool thread
   // A worker's turn at keyed source `i`: runs one due item no other worker
   // is running. nullopt: all of them are taken.
   std::optional<bool> RunUnclaimed(size_t i, Instant now);
@@ -97,6 +100,15 @@ class Scheduler {
   size_t worker_count_ = 0;                           // set by Start() before the workers start
   std::set<std::pair<size_t, std::string>> running_;  // keyed items the workers run now
   std::vector<std::thread> workers_;
+  std::mutex pool_mu_;               // guards pool_, wave_, wave_seq_, joined_, busy_, pool_stop_
+  std::condition_variable pool_cv_;  // a wave starts, or the pool stops
+  std::condition_variable pool_done_cv_;  // a helper finished its part
+  std::vector<std::thread> pool_;
+  Wave* wave_ = nullptr;
+  uint64_t wave_seq_ = 0;
+  size_t joined_ = 0;
+  size_t busy_ = 0;
+  bool pool_stop_ = false;
 };
 
 }  // namespace caas::jobs

@@ -47,6 +47,24 @@ TEST(ConfigTest, BadValuesNameTheirSource) {
   std::filesystem::remove(path);
 }
 
+TEST(ConfigTest, SchedulerWorkersFromFileAndEnvironmentWithinBounds) {
+  EXPECT_EQ(LoadConfig("", {}, {})->scheduler_workers, 8);
+  const auto path = std::filesystem::temp_directory_path() / "caas-config-workers.json";
+  std::ofstream(path) << R"({"scheduler_workers": 3})";
+  EXPECT_EQ(LoadConfig(path.string(), {}, {})->scheduler_workers, 3);
+  EXPECT_EQ(
+      LoadConfig(path.string(), {}, {{"CAAS_BILLING_SCHEDULER_WORKERS", "16"}})->scheduler_workers,
+      16);
+  for (const char* bad : {"0", "65", "many"}) {
+    auto r = LoadConfig("", {}, {{"CAAS_BILLING_SCHEDULER_WORKERS", bad}});
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().field, "CAAS_BILLING_SCHEDULER_WORKERS");
+  }
+  std::ofstream(path) << R"({"scheduler_workers": 0})";
+  EXPECT_FALSE(LoadConfig(path.string(), {}, {}).ok());
+  std::filesystem::remove(path);
+}
+
 TEST(ConfigTest, ParseListen) {
   auto l = ParseListen("0.0.0.0:8080");
   ASSERT_TRUE(l.ok());
