@@ -93,8 +93,8 @@ App::App(const Config& config, bool migrate, bool metering) {
   jobs_ = std::make_unique<jobs::JobQueue>(*store_, *clock_, *ids_,
                                            "pid-" + std::to_string(::getpid()));
   idempotency_ = std::make_unique<http::Idempotency>(*store_, *clock_, *ids_);
-  scheduler_ = std::make_unique<jobs::Scheduler>(*clock_, std::chrono::seconds(5),
-                                                 config.scheduler_workers);
+  scheduler_ =
+      std::make_unique<jobs::Scheduler>(*clock_, std::chrono::seconds(5), config.scheduler_workers);
   scheduler_->Add(jobs::Scheduler::Keyed(
       "jobs", [this] { return jobs_->NextDue(); },
       [this](Instant until, size_t limit) { return jobs_->DueIds(until, limit); },

@@ -105,7 +105,7 @@ std::optional<boost::json::object> CallJson(const ClientTarget& target, const st
     *exit_code = 2;
     return std::nullopt;
   }
-  if (r.status != 200) {
+  if (r.status < 200 || r.status > 299) {
     std::cerr << "caas-billing: the server answered " << r.status << ": " << r.body << "\n";
     *exit_code = r.status == 409 ? 1 : 2;
     return std::nullopt;

@@ -44,6 +44,15 @@ void PrintInvoice(const json::object& o) {
   }
   std::printf("  %-88s %16s\n", "total", MoneyText(o.at("total")).c_str());
   std::printf("  %-88s %16s\n", "amount due", MoneyText(o.at("amount_due")).c_str());
+  if (const auto* paid = o.if_contains("amount_paid");
+      paid && paid->at("amount_minor").as_int64() != 0) {
+    for (const auto& pv : o.at("payments").as_array()) {
+      const std::string line = "paid " + JsonText(pv.at("at")).substr(0, 10) + " by " +
+                               JsonText(pv.at("method")) + " " + JsonText(pv.at("reference"));
+      std::printf("  %-88s %16s\n", line.c_str(), MoneyText(pv.at("amount")).c_str());
+    }
+    std::printf("  %-88s %16s\n", "amount remaining", MoneyText(o.at("amount_remaining")).c_str());
+  }
   if (!JsonText(o.at("tax_note")).empty()) std::cout << "  " << JsonText(o.at("tax_note")) << "\n";
 }
 
@@ -133,6 +142,17 @@ int RunInvoicesClose(const ClientTarget& c, const std::string& tenant, const std
   const auto& data = r->at("data").as_array();
   for (const auto& v : data) PrintInvoice(v.as_object());
   if (data.empty()) std::cout << "nothing to close\n";
+  return 0;
+}
+
+int RunInvoicesPay(const ClientTarget& c, const std::string& id, const std::string& amount,
+                   const std::string& method, const std::string& reference) {
+  json::object body{{"amount", amount}, {"method", method}};
+  if (!reference.empty()) body["reference"] = reference;
+  int code = 0;
+  auto r = CallJson(c, "POST", "/v1/invoices/" + id + "/payments", json::serialize(body), &code);
+  if (!r) return code;
+  PrintInvoice(*r);
   return 0;
 }
 

@@ -14,5 +14,8 @@ int RunInvoicesShow(const ClientTarget& c, const std::string& id, bool json);
 // Writes the PDF to `out` ("-": stdout).
 int RunInvoicesPdf(const ClientTarget& c, const std::string& id, const std::string& out);
 int RunInvoicesClose(const ClientTarget& c, const std::string& tenant, const std::string& at);
+// POST /v1/invoices/{id}/payments; prints the invoice with what remains.
+int RunInvoicesPay(const ClientTarget& c, const std::string& id, const std::string& amount,
+                   const std::string& method, const std::string& reference);
 
 }  // namespace caas::app

@@ -251,8 +251,15 @@ int Main(int argc, char** argv) {
       "close", "invoice every period that ended (by --at, default now) that has none yet");
   i_close->add_option("--tenant", i_tenant, "only this tenant (default: every tenant)");
   i_close->add_option("--at", i_at, "an RFC 3339 instant, not in the future");
-  for (auto* cmd :
-       {p_migrate, s_show, s_change, s_cancel, j_list, j_show, j_retry, i_list, i_show, i_close}) {
+  std::string i_amount, i_method = "bank_transfer", i_reference;
+  auto* i_pay = inv_cmd->add_subcommand(
+      "pay", "record a payment received outside a gateway (a bank transfer, a check)");
+  i_pay->add_option("id", i_id, "invoice id (in_…)")->required();
+  i_pay->add_option("--amount", i_amount, "in the invoice's currency, e.g. 99.00")->required();
+  i_pay->add_option("--method", i_method, "bank_transfer (default), check, cash or other");
+  i_pay->add_option("--reference", i_reference, "the bank's reference of the transfer");
+  for (auto* cmd : {p_migrate, s_show, s_change, s_cancel, j_list, j_show, j_retry, i_list, i_show,
+                    i_close, i_pay}) {
     cmd->add_option("--url", client_url, "server URL [env CAAS_BILLING_URL]");
     cmd->add_option("--key", client_key, "API key [env CAAS_BILLING_API_KEY]");
   }
@@ -295,6 +302,7 @@ int Main(int argc, char** argv) {
     if (*i_list) return RunInvoicesList(target, i_tenant, i_status, i_limit, i_json);
     if (*i_show) return RunInvoicesShow(target, i_id, i_json);
     if (*i_pdf) return RunInvoicesPdf(target, i_id, i_out.empty() ? i_id + ".pdf" : i_out);
+    if (*i_pay) return RunInvoicesPay(target, i_id, i_amount, i_method, i_reference);
     return RunInvoicesClose(target, i_tenant, i_at);
   }
   if (*jobs_cmd) {

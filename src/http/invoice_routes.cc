@@ -144,6 +144,59 @@ void AddInvoiceRoutes(Api& api, Services s) {
     return JsonResponse(200, inv::InvoiceToJson(*v, false));
   });
 
+  // An operator records a payment received outside any gateway (a bank
+  // transfer): partial payments add up; an overpayment is refused.
+  api.Add("POST", "/v1/invoices/{id}/payments", Access::kAdmin, [s](Context& ctx) -> Response {
+    auto r = Visible(s, ctx, ctx.Param("id"));
+    if (auto* p = std::get_if<Response>(&r)) return std::move(*p);
+    const inv::Invoice& current = std::get<inv::Invoice>(r);
+    auto body = ReadJsonBody(ctx.request);
+    if (auto* problem = std::get_if<Response>(&body)) return std::move(*problem);
+    std::vector<Error> errors;
+    ObjectReader rd(std::get<json::object>(body), errors);
+    const auto amount = rd.String("amount", true);
+    const auto currency = rd.String("currency", false);
+    const auto method = rd.String("method", true);
+    const auto reference = rd.String("reference", false);
+    rd.RejectUnknown();
+    inv::InvoiceService::PaymentIn in{Money(0, *current.currency), "", ""};
+    if (currency && *currency != current.currency->code) {
+      errors.push_back(Error::Invalid(
+          "currency", "must be the invoice's currency, " + std::string(current.currency->code)));
+    }
+    if (amount) {
+      auto m = Money::Parse(*amount, *current.currency);
+      if (!m || m->amount_minor() <= 0) {
+        errors.push_back(Error::Invalid("amount", "must be a positive amount string in " +
+                                                      std::string(current.currency->code) +
+                                                      ", e.g. \"99.00\""));
+      } else {
+        in.amount = *m;
+      }
+    }
+    if (method) {
+      if (*method != "bank_transfer" && *method != "check" && *method != "cash" &&
+          *method != "other") {
+        errors.push_back(
+            Error::Invalid("method", "must be one of bank_transfer, check, cash, other"));
+      } else {
+        in.method = *method;
+      }
+    }
+    if (reference) {
+      if (reference->size() > 200 || HasControlCharacters(*reference)) {
+        errors.push_back(
+            Error::Invalid("reference", "at most 200 bytes of text without control characters"));
+      } else {
+        in.reference = *reference;
+      }
+    }
+    if (!errors.empty()) return ProblemFromError(errors.front(), errors);
+    auto paid = s.invoices->RecordPayment(ctx.Param("id"), in, ctx.principal.key_id);
+    if (!paid) return InvoiceProblem(paid.error());
+    return JsonResponse(201, inv::InvoiceToJson(*paid, false));
+  });
+
   for (const bool cn : {false, true}) {
     api.Add(
         "GET", cn ? "/v1/credit_notes/{id}/pdf" : "/v1/invoices/{id}/pdf", Access::kAnyKey,

@@ -76,6 +76,8 @@ InvoiceLine LineOf(const json::object& o) {
 
 }  // namespace
 
+json::object MoneyToJson(const Money& m) { return MoneyJson(m); }
+
 json::object LineToJson(const InvoiceLine& l) {
   json::object o{{"type", LineTypeName(l.type)},
                  {"description", l.description},
@@ -119,6 +121,10 @@ json::object InvoiceToJson(const Invoice& inv, bool with_internal) {
                  {"tax", MoneyJson(inv.tax)},
                  {"total", MoneyJson(inv.total)},
                  {"amount_due", MoneyJson(inv.amount_due)},
+                 {"amount_paid", MoneyJson(inv.amount_paid)},
+                 {"amount_remaining",
+                  MoneyJson(Money(inv.amount_due.amount_minor() - inv.amount_paid.amount_minor(),
+                                  *inv.currency))},
                  {"tax_mode", TaxModeName(inv.tax_mode)},
                  {"tax_rate", inv.tax_rate.ToString()},
                  {"tax_note", inv.tax_note},
@@ -127,7 +133,18 @@ json::object InvoiceToJson(const Invoice& inv, bool with_internal) {
                  {"created_at", Ts(inv.created_at)},
                  {"finalize_at", Ts(inv.finalize_at)},
                  {"finalized_at", OptTimeJson(inv.finalized_at)},
-                 {"voided_at", OptTimeJson(inv.voided_at)}};
+                 {"voided_at", OptTimeJson(inv.voided_at)},
+                 {"paid_at", OptTimeJson(inv.paid_at)}};
+  json::array payments;
+  for (const auto& p : inv.payments) {
+    payments.push_back(json::object{{"id", p.id},
+                                    {"amount", MoneyJson(p.amount)},
+                                    {"method", p.method},
+                                    {"reference", p.reference},
+                                    {"at", Ts(p.at)},
+                                    {"actor", p.actor}});
+  }
+  o["payments"] = std::move(payments);
   if (inv.pdf) {
     o["pdf"] =
         json::object{{"key", inv.pdf->key}, {"sha256", inv.pdf->sha256}, {"bytes", inv.pdf->bytes}};
@@ -211,6 +228,17 @@ Result<Invoice> InvoiceFromJson(std::string_view text) {
     inv.tax = MoneyOf(o, "tax");
     inv.total = MoneyOf(o, "total");
     inv.amount_due = MoneyOf(o, "amount_due");
+    // Invoices stored before payments existed have none of these.
+    inv.amount_paid =
+        o.contains("amount_paid") ? MoneyOf(o, "amount_paid") : Money(0, *inv.currency);
+    if (o.contains("paid_at")) inv.paid_at = OptTime(o, "paid_at");
+    if (o.contains("payments")) {
+      for (const auto& pv : Arr(o, "payments")) {
+        const auto& p = AsObj(pv, "payments[]");
+        inv.payments.push_back(PaymentRecord{Str(p, "id"), MoneyOf(p, "amount"), Str(p, "method"),
+                                             Str(p, "reference"), Time(p, "at"), Str(p, "actor")});
+      }
+    }
     auto mode = ParseTaxMode(Str(o, "tax_mode"));
     if (!mode) throw Corrupt("tax_mode: unknown");
     inv.tax_mode = *mode;

@@ -22,6 +22,8 @@ boost::json::object InvoiceToJson(const Invoice& inv, bool with_internal);
 Result<Invoice> InvoiceFromJson(std::string_view text);
 
 boost::json::object LineToJson(const InvoiceLine& l);
+// {"amount_minor": …, "currency": "USD"}, as in every stored and API form.
+boost::json::object MoneyToJson(const Money& m);
 
 // The API form straight from the stored text (the internal fields dropped),
 // without decoding it into an Invoice: the hot read path. kInternal when

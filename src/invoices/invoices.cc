@@ -467,6 +467,11 @@ Result<Invoice> InvoiceService::Void(std::string_view id, std::string_view actor
       return Error::Make(ErrorCode::kFailedPrecondition,
                          "a paid invoice is not voided: refund it (payments)");
     }
+    if (inv.amount_paid.amount_minor() > 0) {
+      // Its credit note would credit money already received.
+      return Error::Make(ErrorCode::kFailedPrecondition,
+                         "a partly paid invoice is not voided: refund its payments first");
+    }
     inv.status = InvoiceStatus::kVoid;
     inv.voided_at = Now();
     inv.credit_note = CreditNoteId(inv.id);
@@ -480,6 +485,80 @@ Result<Invoice> InvoiceService::Void(std::string_view id, std::string_view actor
     }
     RelayOutbox(kInvoices, inv.id);
     if (Status s = IssueCreditNote(inv); !s) return s.error();
+    return Get(id);
+  }
+  return Error::Make(ErrorCode::kConflict, "the invoice kept changing");
+}
+
+Result<Invoice> InvoiceService::RecordPayment(std::string_view id, const PaymentIn& payment,
+                                              std::string_view actor) {
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    auto l = Load(kInvoices, id);
+    if (!l) return l.error();
+    Invoice inv = std::move(l->inv);
+    switch (inv.status) {
+      case InvoiceStatus::kDraft:
+        return Error::Make(ErrorCode::kFailedPrecondition,
+                           "a draft is not paid: it is finalized with its period");
+      case InvoiceStatus::kVoid:
+        return Error::Make(ErrorCode::kFailedPrecondition, "a void invoice is not paid");
+      case InvoiceStatus::kPaid:
+        return Error::Make(ErrorCode::kFailedPrecondition, "the invoice is paid already");
+      case InvoiceStatus::kFinalized:
+      case InvoiceStatus::kUncollectible:
+        break;
+    }
+    if (&payment.amount.currency() != inv.currency) {
+      return Error::Invalid(
+          "amount", "must be in the invoice's currency, " + std::string(inv.currency->code));
+    }
+    const int64_t remaining = inv.amount_due.amount_minor() - inv.amount_paid.amount_minor();
+    if (payment.amount.amount_minor() <= 0) {
+      return Error::Invalid("amount", "must be more than zero");
+    }
+    if (payment.amount.amount_minor() > remaining) {
+      return Error::Invalid("amount", "is more than the amount remaining, " +
+                                          Money(remaining, *inv.currency).ToDecimalString() + " " +
+                                          std::string(inv.currency->code) +
+                                          " (an overpayment is refused)");
+    }
+    if (!payment.reference.empty()) {
+      for (const auto& p : inv.payments) {
+        if (p.method == payment.method && p.reference == payment.reference) {
+          return Error{
+              ErrorCode::kAlreadyExists,
+              "a " + p.method + " payment with this reference is recorded already (" + p.id + ")",
+              "reference"};
+        }
+      }
+    }
+    PaymentRecord rec{ids_.Next("py"),   payment.amount, payment.method,
+                      payment.reference, Now(),          std::string(actor)};
+    inv.payments.push_back(rec);
+    inv.amount_paid =
+        Money(inv.amount_paid.amount_minor() + rec.amount.amount_minor(), *inv.currency);
+    const int64_t left = remaining - rec.amount.amount_minor();
+    Emit(inv, "payment.succeeded",
+         json::object{{"invoice", inv.id},
+                      {"payment", rec.id},
+                      {"amount", MoneyToJson(rec.amount)},
+                      {"method", rec.method},
+                      {"reference", rec.reference},
+                      {"amount_remaining", MoneyToJson(Money(left, *inv.currency))}},
+         actor);
+    if (left == 0) {
+      inv.status = InvoiceStatus::kPaid;
+      inv.paid_at = rec.at;
+      Emit(inv, "invoice.paid",
+           json::object{{"number", inv.number}, {"amount_paid", MoneyToJson(inv.amount_paid)}},
+           actor);
+    }
+    Status w = Replace(kInvoices, inv);
+    if (!w) {
+      if (w.error().code == ErrorCode::kConflict) continue;
+      return w.error();
+    }
+    RelayOutbox(kInvoices, inv.id);
     return Get(id);
   }
   return Error::Make(ErrorCode::kConflict, "the invoice kept changing");

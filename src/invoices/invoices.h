@@ -92,6 +92,22 @@ class InvoiceService {
   // kFailedPrecondition for a draft or a paid invoice.
   Result<Invoice> Void(std::string_view id, std::string_view actor, std::string_view reason);
 
+  // A payment received for a finalized (or uncollectible) invoice: recorded
+  // in the invoice with its event `payment.succeeded`, in one write; the
+  // payment that covers what remains makes it paid (`invoice.paid`).
+  // kInvalidArgument naming `amount` for a non-positive amount, another
+  // currency or more than remains; kAlreadyExists naming `reference` for a
+  // reference recorded on this invoice before; kFailedPrecondition for a
+  // draft, a void or a paid invoice. The payments module decides where a
+  // payment comes from (an operator, a gateway).
+  struct PaymentIn {
+    Money amount;
+    std::string method;
+    std::string reference;
+  };
+  Result<Invoice> RecordPayment(std::string_view id, const PaymentIn& payment,
+                                std::string_view actor);
+
   Result<Invoice> Get(std::string_view id);
   // The API form of an invoice as JSON text, and its tenant: GET's fast
   // path. The text is cached by document version (a stored invoice changes

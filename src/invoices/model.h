@@ -92,6 +92,17 @@ struct EmailRecord {
   std::string error;
 };
 
+// A payment recorded against a finalized invoice (payments/: an operator's
+// bank transfer, later a card charge).
+struct PaymentRecord {
+  std::string id;  // py_…
+  Money amount{0, Currency::Usd()};
+  std::string method;     // bank_transfer, check, cash, other (a gateway's: card)
+  std::string reference;  // the bank's or the gateway's reference, if any
+  Instant at;
+  std::string actor;
+};
+
 struct Invoice {
   std::string id;  // in_… (a credit note: cn_…)
   DocKind doc_kind = DocKind::kInvoice;
@@ -108,7 +119,10 @@ struct Invoice {
   Money subtotal{0, Currency::Usd()};
   Money tax{0, Currency::Usd()};
   Money total{0, Currency::Usd()};
-  Money amount_due{0, Currency::Usd()};  // what is left to pay (never below 0)
+  Money amount_due{0, Currency::Usd()};   // what is owed (never below 0)
+  Money amount_paid{0, Currency::Usd()};  // the sum of `payments`; paid when it reaches amount_due
+  std::vector<PaymentRecord> payments;
+  std::optional<Instant> paid_at;
   TaxMode tax_mode = TaxMode::kStandard;
   Decimal tax_rate;
   std::string tax_note;  // printed (reverse charge)

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <boost/json.hpp>
 #include <map>
 #include <random>
@@ -465,6 +466,82 @@ TEST(Invoices, AFinalizedInvoiceIsNotVoidedAsADraftNorFinalizedTwice) {
   EXPECT_EQ(f2->number, f1->number);
   EXPECT_EQ(boost::json::serialize(InvoiceToJson(*f1, false)),
             boost::json::serialize(InvoiceToJson(*f2, false)));
+}
+
+// Payments from several threads at once on one invoice: they add up, never
+// past what is owed; the one that covers the rest makes it paid, once.
+TEST(InvoicePayments, ConcurrentPaymentsNeverExceedWhatIsOwed) {
+  storage::MemoryStore store(Specs());
+  ManualClock clock(At("2026-03-01T00:00:00Z"));
+  UsageBook book;
+  World w(store, clock, book);
+  w.NewTenant("tnt_A");
+  ChangeRequest r;
+  r.plan = "pro";
+  ASSERT_TRUE(w.subs.Change("tnt_A", At("2026-03-01T00:00:00Z"), r, "key", true).ok());
+  auto made = w.inv.Close("tnt_A", clock.Now());
+  ASSERT_TRUE(made.ok());
+  ASSERT_EQ(made->size(), 1u);
+  const Invoice& upgrade = (*made)[0];
+  ASSERT_EQ(upgrade.status, InvoiceStatus::kFinalized);
+  ASSERT_EQ(upgrade.amount_due.amount_minor(), 9900);
+  // 8 threads pay 30.00 each: three fit in 99.00, the others are refused.
+  std::atomic<int> accepted{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      auto p = w.inv.RecordPayment(
+          upgrade.id, {Money(3000, Currency::Usd()), "bank_transfer", "T" + std::to_string(t)},
+          "key");
+      if (p) {
+        ++accepted;
+      } else {
+        EXPECT_EQ(p.error().code, ErrorCode::kInvalidArgument) << p.error().message;
+        EXPECT_EQ(p.error().field, "amount");
+        ++refused;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(accepted.load(), 3);
+  EXPECT_EQ(refused.load(), 5);
+  auto now = w.inv.Get(upgrade.id);
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->amount_paid.amount_minor(), 9000);
+  EXPECT_EQ(now->status, InvoiceStatus::kFinalized);
+  // The rest, in another currency, refused; then in USD, paid.
+  auto eur =
+      w.inv.RecordPayment(upgrade.id, {Money(900, *Currency::Find("EUR")), "cash", ""}, "key");
+  ASSERT_FALSE(eur.ok());
+  EXPECT_EQ(eur.error().field, "amount");
+  auto last = w.inv.RecordPayment(upgrade.id, {Money(900, Currency::Usd()), "cash", ""}, "key");
+  ASSERT_TRUE(last.ok()) << last.error().message;
+  EXPECT_EQ(last->status, InvoiceStatus::kPaid);
+  EXPECT_EQ(last->paid_at, clock.Now());
+  int64_t sum = 0;
+  for (const auto& p : last->payments) sum += p.amount.amount_minor();
+  EXPECT_EQ(sum, 9900);
+  EXPECT_EQ(last->amount_paid.amount_minor(), 9900);
+  // Its figures are as finalized, and a stored copy reads back the same.
+  EXPECT_EQ(last->total.amount_minor(), upgrade.total.amount_minor());
+  EXPECT_EQ(last->number, upgrade.number);
+  auto again = InvoiceFromJson(boost::json::serialize(InvoiceToJson(*last, true)));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(boost::json::serialize(InvoiceToJson(*again, true)),
+            boost::json::serialize(InvoiceToJson(*last, true)));
+  auto more = w.inv.RecordPayment(upgrade.id, {Money(1, Currency::Usd()), "cash", ""}, "key");
+  ASSERT_FALSE(more.ok());
+  EXPECT_EQ(more.error().code, ErrorCode::kFailedPrecondition);
+  // Announced: three plus one payments, one invoice.paid.
+  int payments = 0, paid = 0;
+  storage::ListQuery q;
+  q.limit = 1000;
+  for (const auto& d : store.List("billing_events", q).items) {
+    payments += d.body.find("\"payment.succeeded\"") != std::string::npos;
+    paid += d.body.find("\"invoice.paid\"") != std::string::npos;
+  }
+  EXPECT_EQ(payments, 4);
+  EXPECT_EQ(paid, 1);
 }
 
 // Many generated months: random plan changes, usage (some of it late),
