@@ -5,7 +5,7 @@
 // rated from metering, N finalizations with gapless numbers, N PDFs
 // rendered and stored, N e-mails written (.eml). Prints the time of that run.
 //
-//   invoice_close DATA_DIR N [WORKERS]   (WORKERS: scheduler_workers, default 16)
+//   invoice_close DATA_DIR N [WORKERS]   (WORKERS: scheduler_workers, default 32)
 #include <sys/resource.h>
 
 #include <chrono>

@@ -55,7 +55,7 @@ struct Config {
   int invoice_grace_seconds = 3600;
   // Threads that run due work (period closes, finalizations, deliveries,
   // jobs) at once; they mostly wait for commits, which they share.
-  int scheduler_workers = 16;
+  int scheduler_workers = 32;
   std::string invoice_paper = "a4";  // or "letter"
   // Invoice e-mail: SMTP when smtp_url is set (CAAS_BILLING_SMTP_URL,
   // _USER, _PASSWORD — the password from the environment only), else .eml

@@ -48,7 +48,7 @@ TEST(ConfigTest, BadValuesNameTheirSource) {
 }
 
 TEST(ConfigTest, SchedulerWorkersFromFileAndEnvironmentWithinBounds) {
-  EXPECT_EQ(LoadConfig("", {}, {})->scheduler_workers, 16);
+  EXPECT_EQ(LoadConfig("", {}, {})->scheduler_workers, 32);
   const auto path = std::filesystem::temp_directory_path() / "caas-config-workers.json";
   std::ofstream(path) << R"({"scheduler_workers": 3})";
   EXPECT_EQ(LoadConfig(path.string(), {}, {})->scheduler_workers, 3);
