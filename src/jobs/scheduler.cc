@@ -144,7 +144,10 @@ void Scheduler::Wake() {
     std::lock_guard lock(mu_);
     ++wakes_;
   }
-  cv_.notify_all();
+  // One worker looks; if it finds something to run, it wakes the next (below),
+  // so a burst of work wakes the workers one by one, and a change with
+  // nothing due (most API writes) costs one look, not one per worker.
+  cv_.notify_one();
 }
 
 void Scheduler::Stop() {
@@ -247,7 +250,10 @@ void Scheduler::Work() {
     std::unique_lock lock(mu_);
     if (ran) {
       ++ran_;
-      continue;  // there may be more due now
+      ++wakes_;
+      lock.unlock();
+      cv_.notify_one();  // there may be more due now: another worker helps
+      continue;
     }
     // Sleep until the next due instant (or a wake-up, or idle_wait).
     auto wait = idle_wait_;
