@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -27,6 +28,25 @@ double CpuSeconds() {
   getrusage(RUSAGE_SELF, &u);
   auto secs = [](const timeval& t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
   return secs(u.ru_utime) + secs(u.ru_stime);
+}
+
+// Bytes this process has caused to be written to storage, and its write
+// calls, from /proc/self/io (0 where unavailable).
+struct Io {
+  unsigned long long bytes = 0, calls = 0;
+};
+Io ReadIo() {
+  Io io;
+  if (FILE* f = std::fopen("/proc/self/io", "r")) {
+    char key[64];
+    unsigned long long v = 0;
+    while (std::fscanf(f, "%63s %llu", key, &v) == 2) {
+      if (std::strcmp(key, "write_bytes:") == 0) io.bytes = v;
+      if (std::strcmp(key, "syscw:") == 0) io.calls = v;
+    }
+    std::fclose(f);
+  }
+  return io;
 }
 
 double Seconds(std::chrono::steady_clock::time_point t0) {
@@ -100,11 +120,13 @@ int main(int argc, char** argv) {
 
   t0 = std::chrono::steady_clock::now();
   const double cpu0 = CpuSeconds();
+  const Io io0 = ReadIo();
   auto* sqlite = dynamic_cast<caas::storage::SqliteStore*>(&app.store());
   const auto writes0 = sqlite ? sqlite->writes() : 0, commits0 = sqlite ? sqlite->commits() : 0;
   ran = run_to("2026-04-01T01:01:00Z");
   const double close_s = Seconds(t0);
   const double close_cpu = CpuSeconds() - cpu0;
+  const Io io1 = ReadIo();
   caas::invoices::InvoiceService::Filter f;
   f.status = caas::invoices::InvoiceStatus::kFinalized;
   int finalized = 0, pdfs = 0, sent = 0;
@@ -128,6 +150,8 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(sqlite->writes() - writes0),
                 static_cast<unsigned long long>(sqlite->commits() - commits0));
   }
+  std::printf("io: %.1f MB written to storage in %llu write calls\n",
+              static_cast<double>(io1.bytes - io0.bytes) / 1e6, io1.calls - io0.calls);
   std::printf("close_seconds %.2f cpu_seconds %.2f tenants %d\n", close_s, close_cpu, n);
   return 0;
 }

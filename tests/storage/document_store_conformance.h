@@ -101,6 +101,32 @@ TYPED_TEST_P(DocumentStoreConformance, ReplaceIsConditionalOnTheVersion) {
   EXPECT_EQ(this->store_->FindUnique("things", "email", "e2")->id, "a");
 }
 
+// A replace that keeps some keys and changes others: the kept ones still
+// find the document (a unique one is not "taken" by the document itself),
+// the changed ones follow.
+TYPED_TEST_P(DocumentStoreConformance, ReplaceKeepsUnchangedKeysAndMovesChangedOnes) {
+  ASSERT_TRUE(
+      this->store_->Insert("things", Doc("a", "1", {{"email", "e"}, {"due_at", "0100"}})).ok());
+  ASSERT_TRUE(
+      this->store_->Replace("things", Doc("a", "2", {{"email", "e"}, {"due_at", "0300"}}), 1).ok());
+  EXPECT_EQ(this->store_->FindUnique("things", "email", "e")->body, "2");
+  KeyRangeQuery q;
+  q.key = "due_at";
+  q.at_most = "0200";
+  EXPECT_TRUE(this->store_->ListByKey("things", q).items.empty());
+  q.at_most = "0300";
+  ASSERT_EQ(this->store_->ListByKey("things", q).items.size(), 1u);
+  // The same keys again, then the unique one dropped and the other kept.
+  ASSERT_TRUE(
+      this->store_->Replace("things", Doc("a", "3", {{"email", "e"}, {"due_at", "0300"}}), 2).ok());
+  ASSERT_TRUE(this->store_->Replace("things", Doc("a", "4", {{"due_at", "0300"}}), 3).ok());
+  EXPECT_FALSE(this->store_->FindUnique("things", "email", "e").ok());
+  auto due = this->store_->ListByKey("things", q);
+  ASSERT_EQ(due.items.size(), 1u);
+  EXPECT_EQ(due.items[0].doc.body, "4");
+  EXPECT_TRUE(this->store_->Insert("things", Doc("b", "b", {{"email", "e"}})).ok());
+}
+
 TYPED_TEST_P(DocumentStoreConformance, DeleteIsConditional) {
   ASSERT_TRUE(this->store_->Insert("things", Doc("a", "1", {{"email", "e"}})).ok());
   EXPECT_EQ(this->store_->Delete("things", "a", 7).error().code, ErrorCode::kConflict);
@@ -229,13 +255,11 @@ TYPED_TEST_P(DocumentStoreConformance, ListByKeyFollowsReplacesAndDeletes) {
   EXPECT_FALSE(ParseSortableTime("12").has_value());
 }
 
-REGISTER_TYPED_TEST_SUITE_P(DocumentStoreConformance,
-                            AMigratedStoreSaysSoAndMigratingAgainDoesNothing, InsertThenGet,
-                            DuplicateIdIsRefusedAndChangesNothing,
-                            UniqueKeysAreUniqueAndAtomicWithTheDocument,
-                            ReplaceIsConditionalOnTheVersion, DeleteIsConditional,
-                            ListPagesInIdOrderWithACursor, ConcurrentCompareAndSetLosesNoUpdate,
-                            ListByKeyIsOrderedByValueThenIdWithABoundAndACursor,
-                            ListByKeyFollowsReplacesAndDeletes);
+REGISTER_TYPED_TEST_SUITE_P(
+    DocumentStoreConformance, AMigratedStoreSaysSoAndMigratingAgainDoesNothing, InsertThenGet,
+    DuplicateIdIsRefusedAndChangesNothing, UniqueKeysAreUniqueAndAtomicWithTheDocument,
+    ReplaceKeepsUnchangedKeysAndMovesChangedOnes, ReplaceIsConditionalOnTheVersion,
+    DeleteIsConditional, ListPagesInIdOrderWithACursor, ConcurrentCompareAndSetLosesNoUpdate,
+    ListByKeyIsOrderedByValueThenIdWithABoundAndACursor, ListByKeyFollowsReplacesAndDeletes);
 
 }  // namespace caas::storage::conformance

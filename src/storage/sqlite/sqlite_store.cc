@@ -6,6 +6,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <map>
 #include <utility>
 
 namespace caas::storage {
@@ -91,6 +92,13 @@ class SqliteStore::Conn {
       sqlite3_free(err);
       throw StorageError("sqlite: " + msg, IsRetryable());
     }
+  }
+
+  // Runs one statement without parameters from the cache (BEGIN, SAVEPOINT,
+  // COMMIT...): sqlite3_exec would compile it again on every call.
+  void Run(const char* sql) {
+    auto s = Prepare(sql);
+    Step(s);
   }
 
   // A prepared statement, reset and with bindings cleared, owned by the cache.
@@ -354,24 +362,24 @@ void SqliteStore::RunBatch(const std::vector<PendingWrite*>& batch) {
     for (PendingWrite* p : batch) p->error = e;
   };
   try {
-    writer_->Exec("BEGIN IMMEDIATE");
+    writer_->Run("BEGIN IMMEDIATE");
   } catch (...) {
     fail_all(std::current_exception());
     return;
   }
   try {
     for (PendingWrite* p : batch) {
-      writer_->Exec("SAVEPOINT w");
+      writer_->Run("SAVEPOINT w");
       bool ok = false;
       try {
         ok = p->run();
       } catch (...) {  // StorageError, or anything else: it fails this write only
         p->error = std::current_exception();
       }
-      if (!ok) writer_->Exec("ROLLBACK TO w");
-      writer_->Exec("RELEASE w");
+      if (!ok) writer_->Run("ROLLBACK TO w");
+      writer_->Run("RELEASE w");
     }
-    writer_->Exec("COMMIT");
+    writer_->Run("COMMIT");
   } catch (...) {
     // The transaction cannot be finished (the disk is full, the connection
     // broke): nothing of the batch happened, and every caller is told so.
@@ -464,11 +472,32 @@ Result<int64_t> SqliteStore::DoReplace(std::string_view collection, const Docume
   writer_->Bind(s, 4, expected_version);
   writer_->Step(s);
   if (writer_->Changes() == 0) return MissingOrStale(collection, doc.id);
-  auto del = writer_->Prepare("DELETE FROM document_keys WHERE collection=? AND id=?");
-  writer_->Bind(del, 1, collection);
-  writer_->Bind(del, 2, doc.id);
-  writer_->Step(del);
-  if (auto key = WriteKeys(*writer_, collection, doc)) {
+  // Only the keys that change are touched: an index entry left as it was
+  // dirties no page, and every dirty page is written to the WAL at commit.
+  std::map<std::string, std::string> stored;
+  {
+    auto q = writer_->Prepare("SELECT name, value FROM document_keys WHERE collection=? AND id=?");
+    writer_->Bind(q, 1, collection);
+    writer_->Bind(q, 2, doc.id);
+    while (writer_->Step(q) == SQLITE_ROW) stored.emplace(Conn::Text(q, 0), Conn::Text(q, 1));
+  }
+  for (const auto& [name, value] : stored) {
+    auto it = doc.keys.find(name);
+    if (it != doc.keys.end() && it->second == value) continue;
+    auto del = writer_->Prepare(
+        "DELETE FROM document_keys WHERE collection=? AND name=? AND value=? AND id=?");
+    writer_->Bind(del, 1, collection);
+    writer_->Bind(del, 2, name);
+    writer_->Bind(del, 3, value);
+    writer_->Bind(del, 4, doc.id);
+    writer_->Step(del);
+  }
+  Document changed{doc.id, 0, {}, {}};
+  for (const auto& [name, value] : doc.keys) {
+    auto it = stored.find(name);
+    if (it == stored.end() || it->second != value) changed.keys.emplace(name, value);
+  }
+  if (auto key = WriteKeys(*writer_, collection, changed)) {
     return Error{ErrorCode::kAlreadyExists, *key + " is taken", *key};
   }
   return expected_version + 1;
