@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "http/idempotency.h"
+#include "payments/stripe_gateway.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace caas::app {
@@ -22,7 +23,10 @@ std::vector<storage::CollectionSpec> AllCollections() {
           jobs::JobsCollectionSpec(),
           invoices::InvoicesCollectionSpec(),
           invoices::CreditNotesCollectionSpec(),
-          invoices::NumbersCollectionSpec()};
+          invoices::NumbersCollectionSpec(),
+          payments::PaymentProfilesCollectionSpec(),
+          payments::PaymentAttemptsCollectionSpec(),
+          payments::StripeEventsCollectionSpec()};
 }
 
 std::string StoreUrl(const Config& config) {
@@ -214,6 +218,22 @@ App::App(const Config& config, bool migrate, bool metering) {
   }
   invoices_->EnableDelivery(*jobs_, *blobs_, *mailer_);
   Log(LogLevel::kInfo, "invoice_delivery", {{"mailer", mailer_->Describe()}});
+  if (config.stripe_secret_key.empty()) {
+    gateway_ = payments::MakeManualGateway();
+  } else {
+    payments::StripeOptions so;
+    so.api_base = config.stripe_api_base;
+    so.secret_key = config.stripe_secret_key;
+    gateway_ = payments::MakeStripeGateway(so);
+  }
+  payments_ = std::make_unique<payments::PaymentService>(
+      *store_, *clock_, *ids_, *tenants_, *invoices_, *gateway_, config.stripe_webhook_secret);
+  payments_->EnableCharging(*jobs_);
+  // Names the gateway and where it points; never a key or secret.
+  Log(LogLevel::kInfo, "payment_gateway",
+      {{"gateway", std::string(gateway_->Name())},
+       {"api_base", config.stripe_secret_key.empty() ? "" : config.stripe_api_base},
+       {"webhooks", config.stripe_webhook_secret.empty() ? "off" : "on"}});
   subscriptions_->AddObserver([this](const subscriptions::TenantSubscriptions& t) {
     if (!t.closings.empty()) scheduler_->Wake();
   });

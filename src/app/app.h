@@ -15,6 +15,8 @@
 #include "jobs/queue.h"
 #include "jobs/scheduler.h"
 #include "metering/metering.h"
+#include "payments/gateway.h"
+#include "payments/payments.h"
 #include "storage/document_store.h"
 #include "subscriptions/subscriptions.h"
 #include "tenants/api_keys.h"
@@ -66,6 +68,13 @@ struct Config {
   std::string smtp_ca_file;  // CA certificates for STARTTLS (empty: the system's)
   std::string mail_from = "billing@localhost";
   bool email_zero_invoices = false;
+  // Card payments through Stripe when a secret key is set (from the
+  // environment only: CAAS_BILLING_STRIPE_SECRET_KEY, _WEBHOOK_SECRET,
+  // _API_BASE); otherwise the manual gateway (bank transfers recorded by an
+  // operator).
+  std::string stripe_secret_key;
+  std::string stripe_webhook_secret;
+  std::string stripe_api_base = "https://api.stripe.com";
 };
 
 // The declared collections of every module.
@@ -99,6 +108,7 @@ class App {
   // Null unless metering runs (invoices rate metered usage): the server.
   invoices::InvoiceService* invoices() { return invoices_.get(); }
   mail::Mailer* mailer() { return mailer_.get(); }
+  payments::PaymentService* payments() { return payments_.get(); }
   // Runs everything that falls due: jobs, subscription transitions, outbox
   // relays, the expiry of idempotency records. The server starts its
   // workers on the system clock; on a manual clock POST /v1/clock/advance
@@ -125,6 +135,8 @@ class App {
   std::unique_ptr<storage::BlobStore> blobs_;
   std::unique_ptr<mail::Mailer> mailer_;
   std::unique_ptr<invoices::InvoiceService> invoices_;
+  std::unique_ptr<payments::PaymentGateway> gateway_;
+  std::unique_ptr<payments::PaymentService> payments_;
   std::unique_ptr<jobs::Scheduler> scheduler_;  // destroyed first: its workers use the rest
 };
 

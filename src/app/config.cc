@@ -226,6 +226,23 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
       c.smtp_url.rfind("smtps://", 0) != 0) {
     return Error::Invalid("smtp_url", "must be smtp://HOST:PORT or smtps://HOST:PORT");
   }
+  if (auto* v = from_env("CAAS_BILLING_STRIPE_SECRET_KEY")) c.stripe_secret_key = *v;
+  if (auto* v = from_env("CAAS_BILLING_STRIPE_WEBHOOK_SECRET")) c.stripe_webhook_secret = *v;
+  if (auto* v = from_env("CAAS_BILLING_STRIPE_API_BASE")) c.stripe_api_base = *v;
+  if (!c.stripe_secret_key.empty() && c.stripe_secret_key.rfind("sk_", 0) != 0 &&
+      c.stripe_secret_key.rfind("rk_", 0) != 0) {
+    // The message never repeats the value: it is a secret.
+    return Error::Invalid("CAAS_BILLING_STRIPE_SECRET_KEY",
+                          "must be a Stripe key (sk_... or rk_...)");
+  }
+  if (!c.stripe_webhook_secret.empty() && c.stripe_webhook_secret.rfind("whsec_", 0) != 0) {
+    return Error::Invalid("CAAS_BILLING_STRIPE_WEBHOOK_SECRET", "must be a whsec_... secret");
+  }
+  if (c.stripe_api_base.rfind("https://", 0) != 0 && c.stripe_api_base.rfind("http://", 0) != 0) {
+    return Error::Invalid("CAAS_BILLING_STRIPE_API_BASE", "must be an http(s):// URL");
+  }
+  while (!c.stripe_api_base.empty() && c.stripe_api_base.back() == '/')
+    c.stripe_api_base.pop_back();
   if (c.issuer_name.empty() || c.issuer_name.size() > 200) {
     return Error::Invalid("issuer.name", "must be 1 to 200 characters");
   }

@@ -55,7 +55,8 @@ int Serve(const Config& config) {
   http::Services services{app.store(),           app.clock(),          app.ids(),
                           app.tenants(),         app.keys(),           &app.metering(),
                           &app.billing_events(), &app.subscriptions(), &app.jobs(),
-                          &app.scheduler(),      app.manual_clock(),   app.invoices()};
+                          &app.scheduler(),      app.manual_clock(),   app.invoices(),
+                          app.payments()};
   http::Api api(services);
   http::ServerOptions opts;
   opts.host = listen->first;

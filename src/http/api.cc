@@ -98,6 +98,7 @@ Api::Api(Services services) : s_(services), idempotency_(s_.store, s_.clock, s_.
   AddSubscriptionRoutes(*this, s_);
   AddJobRoutes(*this, s_);
   AddInvoiceRoutes(*this, s_);
+  AddPaymentRoutes(*this, s_);
   unmatched_metric_ = metrics_.RegisterRoute("*", "unmatched");
 }
 

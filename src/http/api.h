@@ -31,6 +31,9 @@ class SubscriptionService;
 namespace caas::invoices {
 class InvoiceService;
 }
+namespace caas::payments {
+class PaymentService;
+}
 namespace caas::jobs {
 class JobQueue;
 class Scheduler;
@@ -72,6 +75,7 @@ struct Services {
   jobs::Scheduler* scheduler = nullptr;                         // idem
   ManualClock* manual_clock = nullptr;           // set when the server runs on a manual clock
   invoices::InvoiceService* invoices = nullptr;  // routes are added when set
+  payments::PaymentService* payments = nullptr;  // idem
 };
 
 class Api {
@@ -136,6 +140,7 @@ void AddMeteringRoutes(Api& api, Services s);
 void AddSubscriptionRoutes(Api& api, Services s);
 void AddJobRoutes(Api& api, Services s);
 void AddInvoiceRoutes(Api& api, Services s);
+void AddPaymentRoutes(Api& api, Services s);
 
 }  // namespace caas::http
 

@@ -766,6 +766,16 @@ bool InvoiceService::RelayOutbox(std::string_view collection, std::string_view i
         auto j = jobs_->Enqueue(std::move(spec));
         if (!j) return false;  // left in the outbox: the relay runs again
       }
+      if (jobs_ && e.type == "invoice.finalized" && std::string_view(collection) == kInvoices) {
+        for (const auto& type : on_finalized_jobs_) {
+          jobs::JobSpec spec;
+          spec.type = type;
+          spec.payload = json::object{{"invoice", std::string(id)}};
+          spec.run_at = clock_.Now();
+          spec.key = type + ":" + std::string(id);
+          if (!jobs_->Enqueue(std::move(spec))) return false;
+        }
+      }
       events::PublishBillingEvent(store_, clock_, e);
     }
     l->inv.outbox.clear();

@@ -148,6 +148,11 @@ class InvoiceService {
   // backoff; the outcome is recorded on the document. Without this, nothing
   // is rendered or sent until asked (Pdf()).
   void EnableDelivery(jobs::JobQueue& jobs, storage::BlobStore& blobs, mail::Mailer& mailer);
+  // Also enqueues a job of `type` (payload {"invoice": id}, key
+  // "<type>:<id>": one per invoice, ever) when an invoice's finalization is
+  // relayed: how the payments module charges invoices without invoices
+  // knowing about payments. Set up before use.
+  void AlsoOnFinalized(std::string type) { on_finalized_jobs_.push_back(std::move(type)); }
   // The PDF of an invoice (`credit_note`: of a credit note): the stored one,
   // else rendered (and stored once final). A draft renders as a draft.
   Result<std::string> Pdf(std::string_view id, bool credit_note);
@@ -204,6 +209,7 @@ class InvoiceService {
   };
   std::unordered_map<std::string, CachedText> api_cache_;  // bounded: cleared when full
   jobs::JobQueue* jobs_ = nullptr;                         // delivery; set up before use
+  std::vector<std::string> on_finalized_jobs_;             // AlsoOnFinalized; set up before use
   storage::BlobStore* blobs_ = nullptr;
   mail::Mailer* mailer_ = nullptr;
 };

@@ -21,6 +21,7 @@
 #include <string>
 #include <string_view>
 
+#include "payments/charge.h"
 #include "payments/stripe_form.h"
 
 namespace caas::payments {
@@ -100,16 +101,6 @@ class StripeClient {
 }  // namespace caas::payments
 
 namespace caas::payments {
-
-// An off-session charge of one invoice with the tenant's saved card.
-struct OffSessionCharge {
-  std::string invoice_id;
-  int attempt = 1;             // 1, 2, ...: part of the idempotency key
-  int64_t amount_minor = 0;    // in the currency's minor unit
-  std::string currency;        // ISO 4217, upper or lower case
-  std::string customer;        // cus_...
-  std::string payment_method;  // pm_...
-};
 
 // "charge:<invoice id>:<attempt>": the same attempt always sends the same
 // key, so a retry or a restart replays the first answer instead of charging

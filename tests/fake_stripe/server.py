@@ -27,6 +27,9 @@ Usage: server.py [--port N] [--port-file FILE]   (port 0: any free port)
 import argparse
 import base64
 import hashlib
+import hmac
+import random
+import urllib.request
 import json
 import secrets
 import socket
@@ -47,7 +50,60 @@ STATE = {
     "faults": [],
     "requests": 0,
     "charges": [],  # every successful charge: {"payment_intent", "invoice_id", "amount"}
+    "events": [],  # every event made, in order
+    "webhook": {"url": None, "secret": None, "clock_offset": 0, "deliveries": 0, "failures": 0},
 }
+OUTBOX = []  # events waiting for delivery
+OUTBOX_CV = threading.Condition(LOCK)
+
+
+def sign(secret, t, body):
+    mac = hmac.new(secret.encode(), ("%d." % t).encode() + body, hashlib.sha256).hexdigest()
+    return "t=%d,v1=%s" % (t, mac)
+
+
+def emit(type_, obj):
+    """Makes an event (a snapshot of the object) and queues its delivery."""
+    ev = {"id": new_id("evt"), "object": "event", "type": type_, "api_version": "2026-07-29.dahlia",
+          "created": now(), "livemode": False, "pending_webhooks": 1,
+          "data": {"object": json.loads(json.dumps(obj))}}
+    STATE["events"].append(ev)
+    OUTBOX.append(ev)
+    OUTBOX_CV.notify()
+
+
+def deliver(ev):
+    """One delivery, signed as Stripe signs, on the clock the test set."""
+    with LOCK:
+        hook = dict(STATE["webhook"])
+    if not hook["url"] or not hook["secret"]:
+        return False
+    body = json.dumps(ev).encode()
+    t = now() + int(hook["clock_offset"])
+    req = urllib.request.Request(hook["url"], data=body, method="POST", headers={
+        "Content-Type": "application/json", "Stripe-Signature": sign(hook["secret"], t, body)})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            ok = 200 <= r.status < 300
+    except Exception:
+        ok = False
+    with LOCK:
+        STATE["webhook"]["deliveries"] += 1
+        if not ok:
+            STATE["webhook"]["failures"] += 1
+    return ok
+
+
+def delivery_loop():
+    while True:
+        with LOCK:
+            while not OUTBOX:
+                OUTBOX_CV.wait()
+            ev = OUTBOX.pop(0)
+        for attempt in range(3):  # a sandbox retries a few times
+            if deliver(ev):
+                break
+            time.sleep(0.2 * (attempt + 1))
 
 # The documented test payment methods: what an off-session charge does.
 TEST_CARDS = {
@@ -172,6 +228,7 @@ def detach(pm_id):
     if pm["customer"] is None:
         return error(400, "invalid_request_error", "The payment method you provided is not attached to a customer so detachment is impossible.")
     pm["customer"] = None
+    emit("payment_method.detached", pm_object(pm))
     return 200, pm_object(pm)
 
 
@@ -219,11 +276,13 @@ def confirm(pi, pm, off_session):
         pi.update(status="succeeded", latest_charge=charge, amount_received=pi["amount"])
         STATE["charges"].append({"payment_intent": pi["id"], "charge": charge,
                                  "invoice_id": pi["metadata"].get("invoice_id"), "amount": pi["amount"]})
+        emit("payment_intent.succeeded", pi)
         return 200, pi
     code, decline = outcome
     if code == "authentication_required":
         if not off_session:
             pi.update(status="requires_action", next_action={"type": "use_stripe_sdk"})
+            emit("payment_intent.requires_action", pi)
             return 200, pi
         message = "Your card was declined. This transaction requires authentication."
         decline = None
@@ -233,6 +292,7 @@ def confirm(pi, pm, off_session):
     if decline:
         last["decline_code"] = decline
     pi.update(status="requires_payment_method", last_payment_error=last)
+    emit("payment_intent.payment_failed", pi)
     extra = {"payment_intent": pi, "charge": new_id("ch")}
     if decline in ADVICE:
         extra["advice_code"] = ADVICE[decline]
@@ -272,6 +332,9 @@ def route(method, path, form, query):
         return detach(parts[2])
     if method == "GET" and path == "/v1/payment_methods":
         return list_pms(query)
+    if method == "GET" and len(parts) == 3 and parts[1] == "payment_methods":
+        pm = STATE["payment_methods"].get(parts[2])
+        return (200, pm_object(pm)) if pm else error(404, "invalid_request_error", "No such PaymentMethod: '%s'" % parts[2], "resource_missing", param="id")
     if method == "POST" and path == "/v1/payment_intents":
         return create_payment_intent(form)
     if method == "GET" and len(parts) == 3 and parts[1] == "payment_intents":
@@ -381,6 +444,35 @@ class Handler(BaseHTTPRequestHandler):
             if method == "POST" and path == "/_fake/faults":
                 STATE["faults"].extend(json.loads(raw or b"[]"))
                 return self.answer(200, {"queued": len(STATE["faults"])})
+            if method == "POST" and path == "/_fake/config":
+                STATE["webhook"].update({k: v for k, v in json.loads(raw or b"{}").items()
+                                         if k in ("url", "secret", "clock_offset")})
+                return self.answer(200, {k: v for k, v in STATE["webhook"].items() if k != "secret"})
+            if method == "POST" and path == "/_fake/confirm_setup_intent":
+                # What Stripe.js does in the tenant's browser: the card (a
+                # pm_card_* test id) is confirmed against the SetupIntent and
+                # attached to its customer; setup_intent.succeeded follows.
+                req = json.loads(raw or b"{}")
+                si = STATE["setup_intents"].get(req.get("setup_intent", ""))
+                if si is None:
+                    return self.answer(404, {"error": {"type": "invalid_request_error", "message": "No such setup_intent"}})
+                pm = resolve_pm(req.get("payment_method", "pm_card_visa"), si["customer"])
+                if pm is None:
+                    return self.answer(400, {"error": {"type": "invalid_request_error", "message": "No such PaymentMethod"}})
+                pm["customer"] = si["customer"]
+                si.update(status="succeeded", payment_method=pm["id"])
+                emit("payment_method.attached", pm_object(pm))
+                emit("setup_intent.succeeded", si)
+                return self.answer(200, si)
+            if method == "POST" and path == "/_fake/redeliver":
+                # Every event made so far again, `times` times each, in a
+                # shuffled order (seeded): duplicates and reordering.
+                req = json.loads(raw or b"{}")
+                batch = [e for e in STATE["events"] for _ in range(int(req.get("times", 1)))]
+                random.Random(req.get("seed", 1)).shuffle(batch)
+                OUTBOX.extend(batch)
+                OUTBOX_CV.notify()
+                return self.answer(200, {"queued": len(batch)})
             if method == "GET" and path == "/_fake/state":
                 per_invoice = {}
                 for c in STATE["charges"]:
@@ -388,6 +480,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.answer(200, {"requests": STATE["requests"], "charges": STATE["charges"],
                                          "charges_per_invoice": per_invoice,
                                          "customers": len(STATE["customers"]),
+                                         "events": [{"id": e["id"], "type": e["type"]} for e in STATE["events"]],
+                                         "webhook": {k: v for k, v in STATE["webhook"].items() if k != "secret"},
+                                         "outbox": len(OUTBOX),
                                          "faults_left": len(STATE["faults"])})
         return self.answer(404, {"error": {"type": "invalid_request_error", "message": "no such control"}})
 
@@ -399,6 +494,7 @@ def main():
     a = ap.parse_args()
     server = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     server.daemon_threads = True
+    threading.Thread(target=delivery_loop, daemon=True).start()
     port = server.server_address[1]
     if a.port_file:
         with open(a.port_file + ".tmp", "w") as f:
