@@ -224,6 +224,7 @@ App::App(const Config& config, bool migrate, bool metering) {
     payments::StripeOptions so;
     so.api_base = config.stripe_api_base;
     so.secret_key = config.stripe_secret_key;
+    so.timeout = std::chrono::milliseconds(config.stripe_timeout_ms);
     gateway_ = payments::MakeStripeGateway(so);
   }
   payments_ = std::make_unique<payments::PaymentService>(

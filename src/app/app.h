@@ -75,6 +75,7 @@ struct Config {
   std::string stripe_secret_key;
   std::string stripe_webhook_secret;
   std::string stripe_api_base = "https://api.stripe.com";
+  int stripe_timeout_ms = 30000;  // per request, CAAS_BILLING_STRIPE_TIMEOUT_MS
 };
 
 // The declared collections of every module.

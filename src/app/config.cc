@@ -229,6 +229,15 @@ Result<Config> LoadConfig(const std::string& config_file, const Overrides& flags
   if (auto* v = from_env("CAAS_BILLING_STRIPE_SECRET_KEY")) c.stripe_secret_key = *v;
   if (auto* v = from_env("CAAS_BILLING_STRIPE_WEBHOOK_SECRET")) c.stripe_webhook_secret = *v;
   if (auto* v = from_env("CAAS_BILLING_STRIPE_API_BASE")) c.stripe_api_base = *v;
+  if (auto* v = from_env("CAAS_BILLING_STRIPE_TIMEOUT_MS")) {
+    char* end = nullptr;
+    const long ms = std::strtol(v->c_str(), &end, 10);
+    if (*end != '\0' || ms < 100 || ms > 120000) {
+      return Error::Invalid("CAAS_BILLING_STRIPE_TIMEOUT_MS",
+                            "must be a whole number of milliseconds from 100 to 120000");
+    }
+    c.stripe_timeout_ms = static_cast<int>(ms);
+  }
   if (!c.stripe_secret_key.empty() && c.stripe_secret_key.rfind("sk_", 0) != 0 &&
       c.stripe_secret_key.rfind("rk_", 0) != 0) {
     // The message never repeats the value: it is a secret.

@@ -65,6 +65,33 @@ TEST(ConfigTest, SchedulerWorkersFromFileAndEnvironmentWithinBounds) {
   std::filesystem::remove(path);
 }
 
+TEST(ConfigTest, StripeSettingsAreCheckedWithoutEchoingSecrets) {
+  auto def = LoadConfig("", {}, {});
+  EXPECT_TRUE(def->stripe_secret_key.empty());
+  EXPECT_EQ(def->stripe_api_base, "https://api.stripe.com");
+  EXPECT_EQ(def->stripe_timeout_ms, 30000);
+  auto on = LoadConfig("", {},
+                       {{"CAAS_BILLING_STRIPE_SECRET_KEY", "sk_test_abc"},
+                        {"CAAS_BILLING_STRIPE_WEBHOOK_SECRET", "whsec_abc"},
+                        {"CAAS_BILLING_STRIPE_API_BASE", "http://127.0.0.1:9/"},
+                        {"CAAS_BILLING_STRIPE_TIMEOUT_MS", "250"}});
+  ASSERT_TRUE(on.ok());
+  EXPECT_EQ(on->stripe_api_base, "http://127.0.0.1:9");  // no trailing slash
+  EXPECT_EQ(on->stripe_timeout_ms, 250);
+  const std::pair<const char*, const char*> bad[] = {
+      {"CAAS_BILLING_STRIPE_SECRET_KEY", "pk_live_secretvalue1"},
+      {"CAAS_BILLING_STRIPE_WEBHOOK_SECRET", "secretvalue2"},
+      {"CAAS_BILLING_STRIPE_API_BASE", "ftp://x"},
+      {"CAAS_BILLING_STRIPE_TIMEOUT_MS", "99"},
+      {"CAAS_BILLING_STRIPE_TIMEOUT_MS", "120001"}};
+  for (const auto& [name, value] : bad) {
+    auto r = LoadConfig("", {}, {{name, value}});
+    ASSERT_FALSE(r.ok()) << name;
+    EXPECT_EQ(r.error().field, name);
+    EXPECT_EQ(r.error().message.find("secretvalue"), std::string::npos);
+  }
+}
+
 TEST(ConfigTest, ParseListen) {
   auto l = ParseListen("0.0.0.0:8080");
   ASSERT_TRUE(l.ok());

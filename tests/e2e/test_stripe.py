@@ -74,6 +74,7 @@ def stripe(tmp_path):
         "CAAS_BILLING_STRIPE_SECRET_KEY": SECRET_KEY,
         "CAAS_BILLING_STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
         "CAAS_BILLING_STRIPE_API_BASE": fake.base,
+        "CAAS_BILLING_STRIPE_TIMEOUT_MS": "500",
         "CAAS_BILLING_LOG_LEVEL": "debug"})
     fake.call("POST", "/_fake/config", {"url": "http://127.0.0.1:%d/v1/webhooks/stripe" % s.port,
                                         "secret": WEBHOOK_SECRET})
@@ -258,3 +259,93 @@ def test_signatures_agree_with_stripes_node_library(stripe):
     assert v.returncode == 0 and v.stdout == "evt_node_1", v.stderr
     bad = node_stripe("verify", {"payload": body + " ", "header": header, "secret": WEBHOOK_SECRET})
     assert bad.returncode == 1
+
+
+def test_faults_around_charges_never_charge_twice_and_every_invoice_is_settled(stripe):
+    """Randomized (seed printed): each charge meets a timeout after Stripe
+    charged, a dropped connection, a 500, a lock_timeout, or nothing; the
+    client retries under the same key, an unknown outcome is settled by the
+    job's next run. Every invoice ends paid by exactly one charge."""
+    import random
+    s, fake = stripe
+    seed = int(os.environ.get("CAAS_TEST_SEED", "20261201"))
+    rng = random.Random(seed)
+    kinds = [{"kind": "timeout_after_success", "seconds": 1}, {"kind": "drop"},
+             {"kind": "status", "status": 500}, {"kind": "rate_limit", "code": "lock_timeout"}, None]
+    tenants = []
+    for i in range(30):
+        t = make_tenant(s, name="F%d" % i, email="f%d@x.example" % i)["id"]
+        save_card(s, fake, t, "pm_card_visa")
+        tenants.append(t)
+    faults = []
+    for _ in range(len(tenants) * 2):
+        f = rng.choice(kinds)
+        if f:
+            faults.append(dict(f, path="/v1/payment_intents"))
+    fake.call("POST", "/_fake/faults", faults)
+    for t in tenants:
+        ok(s.request("POST", "/v1/tenants/%s/subscription" % t, {"plan": "pro"}))
+    invs = {t: ok(s.request("GET", "/v1/invoices?tenant=" + t))["data"][0]["id"] for t in tenants}
+    minute = 1
+    while True:
+        advance(s, "2026-03-01T%02d:%02d:00Z" % (minute // 60, minute % 60))
+        sync_clock(s, fake)
+        paid = [ok(s.request("GET", "/v1/invoices/" + i))["status"] == "paid" for i in invs.values()]
+        if all(paid):
+            break
+        assert minute < 180, "seed %d: %d invoices still unpaid" % (seed, paid.count(False))
+        minute += 5
+    st = fake.state()
+    assert len(faults) - st["faults_left"] >= 10, "seed %d: too few faults met" % seed
+    assert st["charges_per_invoice"] == {i: 1 for i in invs.values()}, "seed %d" % seed
+    for i in invs.values():
+        inv = ok(s.request("GET", "/v1/invoices/" + i))
+        assert len(inv["payments"]) == 1, ("seed %d" % seed, inv)
+        attempts = ok(s.request("GET", "/v1/invoices/%s/payment-attempts" % i))["data"]
+        assert [a["status"] for a in attempts] == ["succeeded"], ("seed %d" % seed, attempts)
+
+
+def test_kill_9_between_a_charge_and_its_recording_charges_once(stripe):
+    """Stripe charged, the answer is late, and the process dies waiting for
+    it. After the restart the job runs again under the same key: one charge,
+    recorded once."""
+    import signal
+    import threading
+    s, fake = stripe
+    t = make_tenant(s)["id"]
+    save_card(s, fake, t, "pm_card_visa")
+    ok(s.request("POST", "/v1/tenants/%s/subscription" % t, {"plan": "pro"}))
+    inv = ok(s.request("GET", "/v1/invoices?tenant=" + t))["data"][0]["id"]
+    fake.call("POST", "/_fake/faults",
+              [{"path": "/v1/payment_intents", "kind": "timeout_after_success", "seconds": 5}])
+    # No webhooks for now: the job alone must settle it.
+    hook = fake.state()["webhook"]["url"]
+    fake.call("POST", "/_fake/config", {"url": ""})
+
+    def run():
+        try:
+            s.request("POST", "/v1/clock/advance", {"to": "2026-03-01T00:01:00Z"})
+        except OSError:
+            pass
+
+    threading.Thread(target=run, daemon=True).start()
+    wait_for("the charge at Stripe", lambda: fake.state()["charges_per_invoice"].get(inv))
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait()
+    s.stop(sig=signal.SIGKILL, check=False)
+    s.start()
+    # Not recorded: the process died before the answer.
+    assert ok(s.request("GET", "/v1/invoices/" + inv))["status"] == "finalized"
+    attempts = ok(s.request("GET", "/v1/invoices/%s/payment-attempts" % inv))["data"]
+    assert [a["status"] for a in attempts] == ["open"]
+    advance(s, "2026-03-01T00:05:00Z")  # the job's lease has expired: it runs again
+    sync_clock(s, fake)
+    paid = wait_for("the invoice paid", lambda: (lambda i: i if i["status"] == "paid" else None)(
+        ok(s.request("GET", "/v1/invoices/" + inv))))
+    assert len(paid["payments"]) == 1
+    assert fake.state()["charges_per_invoice"] == {inv: 1}
+    # The webhooks arrive late, twice each: nothing changes.
+    fake.call("POST", "/_fake/config", {"url": hook})
+    fake.call("POST", "/_fake/redeliver", {"times": 2})
+    wait_for("the redeliveries", lambda: fake.state()["outbox"] == 0)
+    assert ok(s.request("GET", "/v1/invoices/" + inv)) == paid
