@@ -528,25 +528,14 @@ Result<PaymentService::WebhookResult> PaymentService::HandleWebhook(std::string_
   }
   if (!object) return Error::Invalid("data.object", "must be an object");
 
-  // Stored once. An event stored but not applied (a failure in between) is
-  // applied on its next delivery; one applied already does nothing.
-  auto seen = store_.Get(kEvents, r.event_id);
-  if (seen) {
-    const auto sv = json::parse(seen->body);
-    if (storage::fields::Bool(sv.as_object(), "applied")) {
-      r.duplicate = true;
-      return r;
-    }
-  } else {
-    json::object rec{{"id", r.event_id},
-                     {"type", r.type},
-                     {"object", S(*object, "id")},
-                     {"received_at", FormatRfc3339(clock_.Now())},
-                     {"applied", false}};
-    Status s = store_.Insert(kEvents, storage::Document{r.event_id, 1, json::serialize(rec), {}});
-    if (!s && s.error().code != ErrorCode::kAlreadyExists) return s.error();
+  // Applied, then stored: each effect is idempotent and only moves state
+  // forward, so a crash between the two (the event applied, not stored)
+  // is made good by Stripe's redelivery, which applies it again to no
+  // effect. A stored event is a duplicate: answered, not applied again.
+  if (store_.Get(kEvents, r.event_id)) {
+    r.duplicate = true;
+    return r;
   }
-
   Status applied = Status::Ok();
   r.handled = true;
   if (r.type.rfind("payment_intent.", 0) == 0) {
@@ -561,17 +550,13 @@ Result<PaymentService::WebhookResult> PaymentService::HandleWebhook(std::string_
   } else {
     r.handled = false;  // recorded; acted on by later work (refunds, disputes)
   }
-  if (!applied) return applied.error();
-  for (int round = 0; round < 8; ++round) {
-    auto d = store_.Get(kEvents, r.event_id);
-    if (!d) return d.error();
-    auto body = json::parse(d->body).as_object();
-    body["applied"] = true;
-    d->body = json::serialize(body);
-    auto w = store_.Replace(kEvents, *d, d->version);
-    if (w) break;
-    if (w.error().code != ErrorCode::kConflict) return w.error();
-  }
+  if (!applied) return applied.error();  // not stored: Stripe delivers it again
+  json::object rec{{"id", r.event_id},
+                   {"type", r.type},
+                   {"object", S(*object, "id")},
+                   {"received_at", FormatRfc3339(clock_.Now())}};
+  Status s = store_.Insert(kEvents, storage::Document{r.event_id, 1, json::serialize(rec), {}});
+  if (!s && s.error().code != ErrorCode::kAlreadyExists) return s.error();
   return r;
 }
 

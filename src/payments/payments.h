@@ -12,8 +12,8 @@
 //   failed and action_required may still become succeeded), so a late or
 //   repeated webhook never undoes a newer state. Key: payment_intent
 //   (unique), invoice.
-// - stripe_events (id: the event id): each webhook event stored once; a
-//   duplicate delivery answers 200 and does nothing.
+// - stripe_events (id: the event id): each webhook event, stored once after
+//   it was applied; a duplicate delivery answers 200 and does nothing.
 //
 // One payment path per invoice: an attempt is a document with a unique id
 // per (invoice, n); before a PaymentIntent is created the job checks again
