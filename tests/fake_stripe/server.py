@@ -291,6 +291,8 @@ def confirm(pi, pm, off_session):
     last = {"type": "card_error", "code": code, "message": message}
     if decline:
         last["decline_code"] = decline
+    if decline in ADVICE:  # the PaymentIntent's last_payment_error is the whole error
+        last["advice_code"] = ADVICE[decline]
     pi.update(status="requires_payment_method", last_payment_error=last)
     emit("payment_intent.payment_failed", pi)
     extra = {"payment_intent": pi, "charge": new_id("ch")}
